@@ -1,0 +1,42 @@
+//! `cargo xtask`: developer automation for Fledge.
+//!
+//! Each subcommand lives in its own module; this file only dispatches.
+
+mod crd;
+
+use std::process::ExitCode;
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <command>\n\
+     \n\
+     commands:\n\
+     \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n"
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{}", usage());
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "crd" => crd::run(rest),
+        _ => {
+            eprint!("unknown command {command:?}\n\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask {command}: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> std::path::PathBuf {
+    let manifest_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map(std::path::Path::to_path_buf).unwrap_or(manifest_dir)
+}
