@@ -1,0 +1,1 @@
+//! Metric providers, Flagger-compatible query templating and builtin metrics.
