@@ -1,0 +1,1 @@
+//! Test-only infrastructure for Fledge: a real local control plane and simulators.
