@@ -1,1 +1,49 @@
-//! Metric providers, Flagger-compatible query templating and builtin metrics.
+//! Metric providers, Flagger-compatible query templating and the builtin metrics.
+//!
+//! A canary's analysis asks numbers of a metrics server. This crate
+//!
+//! - defines the port, [`MetricProvider`]: run a rendered query, answer with one value,
+//!   *no values* ([`QueryOutcome::NoValues`]) or an [`Error`], kept apart;
+//! - implements it for Prometheus ([`PrometheusProvider`]): `/api/v1/query`, basic and
+//!   bearer auth, custom headers, `insecureSkipVerify`, timeouts;
+//! - renders MetricTemplate queries exactly as Flagger does ([`render_query`] over a
+//!   [`MetricTemplateModel`]);
+//! - ships the builtin `request-success-rate` and `request-duration` queries for every
+//!   routing provider ([`RoutingProvider::builtin`]).
+//!
+//! Provider settings are plain values ([`ProviderSettings`]): the caller reads the Secret,
+//! so the crate needs no Kubernetes client.
+//!
+//! ```no_run
+//! use fledge_metrics::{BuiltinMetric, MetricTemplateModel, PrometheusProvider, ProviderSettings, RoutingProvider};
+//! # async fn run() -> fledge_metrics::Result<()> {
+//! let prometheus = PrometheusProvider::new(ProviderSettings::new("http://prometheus.istio-system:9090"))?;
+//! let model = MetricTemplateModel {
+//!     namespace: "test".into(), target: "podinfo".into(), interval: "1m".into(),
+//!     ..MetricTemplateModel::default()
+//! };
+//! let success_rate = RoutingProvider::Istio
+//!     .builtin(BuiltinMetric::RequestSuccessRate)
+//!     .run(&prometheus, &model)
+//!     .await?;
+//! println!("{success_rate:?}"); // Value(97.0) or NoValues
+//! # Ok(()) }
+//! ```
+
+mod builtin;
+mod error;
+mod factory;
+mod prometheus;
+mod provider;
+mod settings;
+mod template;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use builtin::{BuiltinMetric, BuiltinQuery, RoutingProvider, metrics_provider_name};
+pub use error::{Error, Result};
+pub use factory::provider_for;
+pub use prometheus::{ONLINE_QUERY, PrometheusProvider};
+pub use provider::{MetricProvider, QueryOutcome};
+pub use settings::{Credentials, DEFAULT_TIMEOUT, ProviderSettings};
+pub use template::{DEFAULT_METRIC_INTERVAL, MetricTemplateModel, render_query};
