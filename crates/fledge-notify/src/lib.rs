@@ -1,1 +1,53 @@
-//! Canary notifications.
+//! Canary notifications for Fledge: Slack, Microsoft Teams, Discord, Rocket.Chat, Google Chat
+//! and a generic JSON webhook.
+//!
+//! The pieces, in the order the operator uses them:
+//!
+//! - [`routing::recipients`] decides who hears about an event: the canary's
+//!   `analysis.alerts` whose severity admits it, or the global notifier when the canary lists
+//!   none. An alert without a severity receives everything (Flagger sends it nothing).
+//! - [`resolve_provider`] turns an `AlertProvider` and the data of the Secret it names into a
+//!   ready [`Notifier`]; [`GlobalNotifierConfig`] does the same for `-slack-url` /
+//!   `-msteams-url`.
+//! - [`Notification`] carries Flagger's message, the severity and the facts shown with it.
+//! - [`Dispatcher`] posts in the background through a bounded queue, so a slow or dead chat
+//!   service never holds up a canary's analysis.
+//!
+//! Addresses, tokens and proxy URLs are credentials: they are held in [`Sensitive`] and never
+//! appear in `Debug`, `Display` or error messages.
+//!
+//! ```no_run
+//! # async fn example(provider: fledge_api::AlertProvider) -> fledge_notify::Result<()> {
+//! use fledge_api::canary::AlertSeverity;
+//! use fledge_notify::{DEFAULT_TIMEOUT, Notification, resolve_provider};
+//!
+//! let notifier = resolve_provider(&provider, None, DEFAULT_TIMEOUT)?;
+//! let rollback = Notification::new("podinfo", "test", "Canary analysis failed", AlertSeverity::Error);
+//! notifier.post(&rollback).await
+//! # }
+//! ```
+
+pub mod discord;
+pub mod dispatch;
+pub mod endpoint;
+pub mod error;
+pub mod gchat;
+pub mod msteams;
+pub mod notification;
+pub mod notifier;
+pub mod resolve;
+pub mod rocket;
+pub mod routing;
+pub mod sensitive;
+pub mod slack;
+pub mod webhook;
+
+pub use dispatch::{DispatchConfig, DispatchStats, DispatchWorker, Dispatcher};
+pub use endpoint::{DEFAULT_TIMEOUT, Endpoint};
+pub use error::{Error, Result};
+pub use notification::{Field, Notification};
+pub use notifier::{Notifier, NotifierKind};
+pub use resolve::{GlobalNotifierConfig, ProviderSecret, json_webhook, resolve_provider};
+pub use routing::{AlertTarget, Recipients, alerts_muted_by, receives, recipients};
+pub use sensitive::Sensitive;
+pub use webhook::WebhookPayload;
