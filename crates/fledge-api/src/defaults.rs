@@ -83,14 +83,15 @@ impl CanarySpec {
             .collect();
         let max_weight = match step_weights.last() {
             Some(last) => (*last).min(TOTAL_WEIGHT),
-            None => positive(analysis.max_weight).unwrap_or(TOTAL_WEIGHT).min(TOTAL_WEIGHT),
+            None => positive(analysis.max_weight)
+                .unwrap_or(TOTAL_WEIGHT)
+                .min(TOTAL_WEIGHT),
         };
         ResolvedAnalysis {
             strategy: Strategy::of(self, default_provider),
-            interval: analysis
-                .interval
-                .as_ref()
-                .map_or(ANALYSIS_INTERVAL, |i| i.as_duration().max(MIN_ANALYSIS_INTERVAL)),
+            interval: analysis.interval.as_ref().map_or(ANALYSIS_INTERVAL, |i| {
+                i.as_duration().max(MIN_ANALYSIS_INTERVAL)
+            }),
             threshold: positive(analysis.threshold).unwrap_or(THRESHOLD),
             iterations: non_negative(analysis.iterations).unwrap_or(0),
             max_weight,
@@ -146,7 +147,12 @@ mod tests {
 
     #[test]
     fn raises_short_intervals_to_ten_seconds() {
-        assert_eq!(spec("{interval: 1s, stepWeight: 5}").resolved(None).interval, MIN_ANALYSIS_INTERVAL);
+        assert_eq!(
+            spec("{interval: 1s, stepWeight: 5}")
+                .resolved(None)
+                .interval,
+            MIN_ANALYSIS_INTERVAL
+        );
     }
 
     #[test]
@@ -158,7 +164,8 @@ mod tests {
 
     #[test]
     fn a_canary_without_analysis_skips_it() {
-        let s: CanarySpec = yaml::from_str("targetRef: {name: a}\nservice: {port: 80}").expect("valid");
+        let s: CanarySpec =
+            yaml::from_str("targetRef: {name: a}\nservice: {port: 80}").expect("valid");
         assert!(s.resolved(None).skip_analysis);
     }
 }

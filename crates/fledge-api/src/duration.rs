@@ -1,6 +1,6 @@
 //! Go-style durations (`500ms`, `30s`, `1m`, `1h30m`), as every Flagger interval and timeout is written.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -191,11 +191,11 @@ fn format_go(value: Duration) -> String {
         return "0s".to_owned();
     }
     let nanos = value.as_nanos();
-    if nanos % 1_000_000_000 != 0 {
-        if nanos % 1_000_000 == 0 {
+    if !nanos.is_multiple_of(1_000_000_000) {
+        if nanos.is_multiple_of(1_000_000) {
             return format!("{}ms", nanos / 1_000_000);
         }
-        if nanos % 1_000 == 0 {
+        if nanos.is_multiple_of(1_000) {
             return format!("{}us", nanos / 1_000);
         }
         return format!("{nanos}ns");
@@ -203,14 +203,10 @@ fn format_go(value: Duration) -> String {
     let secs = value.as_secs();
     let (hours, minutes, seconds) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     let mut out = String::new();
-    if hours > 0 {
-        out.push_str(&format!("{hours}h"));
-    }
-    if minutes > 0 {
-        out.push_str(&format!("{minutes}m"));
-    }
-    if seconds > 0 {
-        out.push_str(&format!("{seconds}s"));
+    for (amount, unit) in [(hours, 'h'), (minutes, 'm'), (seconds, 's')] {
+        if amount > 0 {
+            let _ = write!(out, "{amount}{unit}");
+        }
     }
     out
 }
@@ -251,7 +247,10 @@ mod tests {
         assert_eq!(d.as_str(), "60s");
         assert_eq!(d, GoDuration::from_secs(60));
         assert_eq!(GoDuration::from_secs(90).as_str(), "1m30s");
-        assert_eq!(GoDuration::from_duration(Duration::from_millis(1515)).as_str(), "1515ms");
+        assert_eq!(
+            GoDuration::from_duration(Duration::from_millis(1515)).as_str(),
+            "1515ms"
+        );
     }
 
     proptest! {

@@ -59,7 +59,9 @@ mod tests {
     use crate::yaml;
 
     fn strategy(provider: &str, analysis: &str) -> Strategy {
-        let text = format!("targetRef: {{name: a}}\nservice: {{port: 80}}\nprovider: {provider}\nanalysis: {analysis}");
+        let text = format!(
+            "targetRef: {{name: a}}\nservice: {{port: 80}}\nprovider: {provider}\nanalysis: {analysis}"
+        );
         let spec: CanarySpec = yaml::from_str(&text).expect("valid");
         Strategy::of(&spec, None)
     }
@@ -67,14 +69,29 @@ mod tests {
     #[test]
     fn derives_each_strategy_like_flagger() {
         assert_eq!(strategy("istio", "{stepWeight: 10}"), Strategy::Canary);
-        assert_eq!(strategy("istio", "{iterations: 10, match: [{headers: {x: {exact: y}}}]}"), Strategy::AbTesting);
+        assert_eq!(
+            strategy(
+                "istio",
+                "{iterations: 10, match: [{headers: {x: {exact: y}}}]}"
+            ),
+            Strategy::AbTesting
+        );
         assert_eq!(strategy("istio", "{iterations: 10}"), Strategy::BlueGreen);
-        assert_eq!(strategy("istio", "{iterations: 10, mirror: true}"), Strategy::BlueGreenMirroring);
+        assert_eq!(
+            strategy("istio", "{iterations: 10, mirror: true}"),
+            Strategy::BlueGreenMirroring
+        );
     }
 
     #[test]
     fn the_kubernetes_provider_forces_blue_green() {
-        assert_eq!(strategy("kubernetes", "{stepWeight: 10}"), Strategy::BlueGreen);
-        assert_eq!(strategy("kubernetes", "{iterations: 3, mirror: true}"), Strategy::BlueGreen);
+        assert_eq!(
+            strategy("kubernetes", "{stepWeight: 10}"),
+            Strategy::BlueGreen
+        );
+        assert_eq!(
+            strategy("kubernetes", "{iterations: 3, mirror: true}"),
+            Strategy::BlueGreen
+        );
     }
 }

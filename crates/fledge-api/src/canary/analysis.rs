@@ -239,7 +239,11 @@ pub struct CanaryWebhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<i32>,
     /// Skip TLS verification.
-    #[serde(rename = "disableTLS", default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        rename = "disableTLS",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub disable_tls: bool,
 }
 

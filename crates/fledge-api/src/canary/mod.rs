@@ -9,12 +9,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use analysis::{
-    AlertSeverity, CanaryAlert, CanaryAnalysis, CanaryMetric, CanaryThresholdRange,
-    CanaryWebhook, HookType, SessionAffinity,
+    AlertSeverity, CanaryAlert, CanaryAnalysis, CanaryMetric, CanaryThresholdRange, CanaryWebhook,
+    HookType, SessionAffinity,
 };
 pub use service::{
-    BackendObjectReference, CanaryService, CorsPolicy, CustomMetadata, HeaderOperations,
-    Headers, HttpMatchRequest, HttpRequestMirrorFilter, HttpRetry, HttpRewrite, MirrorFraction,
+    BackendObjectReference, CanaryService, CorsPolicy, CustomMetadata, HeaderOperations, Headers,
+    HttpMatchRequest, HttpRequestMirrorFilter, HttpRetry, HttpRewrite, MirrorFraction,
     ParentReference, StringMatch, UnmanagedMetadata,
 };
 pub use status::{CanaryCondition, CanaryPhase, CanaryStatus, ConditionStatus};
@@ -71,7 +71,9 @@ pub struct CanarySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_ref: Option<CrossNamespaceObjectReference>,
 
-    /// How the target is exposed: ports, hosts, gateways and routing options.
+    /// How the target is exposed: ports, hosts, gateways and routing options
+    /// (required for every provider but Knative, which routes by revision).
+    #[serde(default, skip_serializing_if = "CanaryService::is_unset")]
     pub service: CanaryService,
 
     /// How the canary is judged and how traffic moves.

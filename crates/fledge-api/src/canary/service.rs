@@ -95,6 +95,13 @@ pub struct CanaryService {
     pub unmanaged_metadata: Option<UnmanagedMetadata>,
 }
 
+impl CanaryService {
+    /// Whether the block was left out of the manifest (Knative canaries have none).
+    pub fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Labels and annotations to put on a generated object.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct CustomMetadata {

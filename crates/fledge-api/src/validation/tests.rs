@@ -1,0 +1,204 @@
+//! Validation told as stories: what a user writes and what Fledge answers.
+
+use super::*;
+
+fn check(text: &str) -> DocumentReport {
+    let mut reports = validate_yaml(text).expect("yaml");
+    assert_eq!(reports.len(), 1);
+    reports.remove(0)
+}
+
+fn messages(report: &DocumentReport) -> Vec<String> {
+    report.problems.iter().map(ToString::to_string).collect()
+}
+
+const MINIMAL: &str = "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\nspec:\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}\n  service: {port: 9898}\n";
+
+fn canary(analysis: &str) -> String {
+    format!("{MINIMAL}  analysis: {analysis}\n")
+}
+
+#[test]
+fn a_minimal_canary_is_valid() {
+    let report = check(&canary(
+        "{interval: 1m, threshold: 5, maxWeight: 50, stepWeight: 10}",
+    ));
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(report.kind.as_deref(), Some("Canary"));
+    assert_eq!(report.name.as_deref(), Some("podinfo"));
+}
+
+#[test]
+fn a_misspelled_field_is_named_with_the_right_spelling() {
+    let report = check(&format!(
+        "{MINIMAL}  progressDeadlineSes: 60\n  analysis: {{stepWeight: 10}}\n"
+    ));
+    assert_eq!(
+        messages(&report),
+        [
+            "spec.progressDeadlineSes: unknown field `progressDeadlineSes`; did you mean `progressDeadlineSeconds`?"
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_say_how_to_write_the_value() {
+    let report = check(&canary("{stepWeight: \"10\"}"));
+    assert_eq!(
+        messages(&report),
+        [
+            "spec.analysis.stepWeight: expected an integer, found a string (\"10\"); remove the quotes"
+        ]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let report = check(&canary("{stepWeight: 0, maxWeight: 120, threshold: 0}"));
+    let found = messages(&report);
+    assert!(
+        found.contains(
+            &"spec.analysis.stepWeight: must be between 1 and 100 (a percentage), got 0".to_owned()
+        ),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(
+            &"spec.analysis.maxWeight: must be between 1 and 100 (a percentage), got 120"
+                .to_owned()
+        ),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(
+            &"spec.analysis.threshold: must be at least 1 (failed checks before rollback), got 0"
+                .to_owned()
+        ),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn step_weights_must_ascend_and_max_weight_must_reach_step_weight() {
+    let report = check(&canary("{stepWeights: [5, 10, 10, 50]}"));
+    assert_eq!(
+        messages(&report),
+        ["spec.analysis.stepWeights[2]: stepWeights must be strictly ascending, but 10 follows 10"]
+    );
+    let report = check(&canary("{stepWeight: 20, maxWeight: 10}"));
+    assert_eq!(
+        messages(&report),
+        ["spec.analysis.maxWeight: must be at least stepWeight (20), got 10"]
+    );
+}
+
+#[test]
+fn a_canary_that_could_never_advance_is_refused() {
+    let report = check(&canary("{interval: 1m, threshold: 5}"));
+    assert!(
+        messages(&report)[0].contains("needs `stepWeight`"),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn unknown_webhook_types_and_severities_list_the_known_ones() {
+    let report = check(&canary(
+        "{stepWeight: 10, webhooks: [{name: a, type: pre-rolout, url: 'http://x/'}], alerts: [{name: b, severity: critical, providerRef: {name: slack}}]}",
+    ));
+    let found = messages(&report);
+    assert!(
+        found[0].starts_with(
+            "spec.analysis.alerts[0].severity: `critical` is not one of: info, warn, error"
+        ),
+        "{found:?}"
+    );
+    assert!(
+        found[1].starts_with("spec.analysis.webhooks[0].type: `pre-rolout` is not one of:"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].ends_with("did you mean `pre-rollout`?"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn mirroring_outside_istio_and_gateway_api_is_refused() {
+    let text =
+        canary("{iterations: 10, mirror: true}").replace("spec:\n", "spec:\n  provider: linkerd\n");
+    let report = check(&text);
+    assert_eq!(
+        messages(&report),
+        [
+            "spec.analysis.mirror: traffic mirroring needs istio or gatewayapi, not linkerd; remove `mirror` or change the provider"
+        ]
+    );
+}
+
+#[test]
+fn equal_session_affinity_cookies_are_refused() {
+    let report = check(&canary(
+        "{stepWeight: 10, sessionAffinity: {cookieName: user, primaryCookieName: user}}",
+    ));
+    assert_eq!(
+        messages(&report),
+        [
+            "spec.analysis.sessionAffinity.primaryCookieName: must differ from cookieName, or users cannot be told apart"
+        ]
+    );
+}
+
+#[test]
+fn bad_durations_are_named() {
+    let report = check(&canary("{interval: 1 minute, stepWeight: 10}"));
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(report.problems[0].path, "spec.analysis.interval");
+    assert!(
+        report.problems[0].message.contains("like 500ms, 30s, 1m"),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn missing_required_fields_are_named() {
+    let report = check(
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: x}\nspec:\n  service: {name: x}\n",
+    );
+    let paths: Vec<_> = report.problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["spec.service.port", "spec.targetRef"]);
+}
+
+#[test]
+fn other_kinds_are_skipped_not_rejected() {
+    let reports = validate_yaml("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo}\n---\n---\napiVersion: v1\nkind: Secret\n").expect("yaml");
+    assert!(
+        reports.iter().all(|r| r.verdict == Verdict::Skipped),
+        "{reports:?}"
+    );
+    assert_eq!(reports.len(), 3);
+}
+
+#[test]
+fn an_alert_provider_needs_an_address_or_a_secret() {
+    let report = check(
+        "apiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata: {name: slack}\nspec: {type: slack, channel: general}\n",
+    );
+    assert_eq!(report.problems[0].path, "spec.address");
+}
+
+#[test]
+fn a_legacy_canary_is_read_with_a_note() {
+    let text = canary("{stepWeight: 10, maxWeight: 50, metrics: [{name: request-success-rate, threshold: 99, interval: 1m}]}")
+        .replace("v1beta1", "v1alpha3")
+        .replace("analysis:", "canaryAnalysis:");
+    let report = check(&text);
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert!(
+        report.notes.iter().any(|n| n.contains("fledge migrate")),
+        "{:?}",
+        report.notes
+    );
+}
