@@ -1,0 +1,308 @@
+//! [`LocalCluster`]: a real etcd and kube-apiserver on loopback ports, for one test.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::binaries::Tool;
+use crate::error::{Error, Result};
+use crate::pki::ApiServerPki;
+use crate::process::{ManagedProcess, free_port, is_port_conflict};
+use crate::stale;
+
+/// How long the API server may take to report `/readyz` ok.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// One start at a time per test process: two API servers booting at once on a small
+/// machine each take twice as long, and a start-up time is only meaningful alone.
+static START_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Start attempts when a freshly picked port was taken by someone else meanwhile.
+const PORT_ATTEMPTS: usize = 3;
+
+/// A real Kubernetes control plane (etcd + kube-apiserver) running in a temporary directory.
+///
+/// Dropping it kills both processes and removes the directory. If the drop happens while
+/// a test panics, the processes' log tails are printed and the directory is kept (its path
+/// is printed) for inspection.
+///
+/// ```no_run
+/// # async fn demo() -> fledge_testkit::Result<()> {
+/// let cluster = fledge_testkit::LocalCluster::start().await?;
+/// let ns = cluster.temp_namespace("demo").await?;
+/// println!("kubectl --kubeconfig {} -n {} get all", cluster.kubeconfig_path().display(), ns.name());
+/// # Ok(()) }
+/// ```
+pub struct LocalCluster {
+    // Field order is drop order: the API server goes before its store.
+    apiserver: ManagedProcess,
+    etcd: ManagedProcess,
+    client: kube::Client,
+    kubeconfig: PathBuf,
+    server_url: String,
+    admin_token: String,
+    ca_cert: PathBuf,
+    startup: Duration,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for LocalCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCluster")
+            .field("server_url", &self.server_url)
+            .field("kubeconfig", &self.kubeconfig)
+            .field("etcd_pid", &self.etcd.pid())
+            .field("apiserver_pid", &self.apiserver.pid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalCluster {
+    /// Starts etcd and kube-apiserver and waits until the API server is ready.
+    ///
+    /// # Errors
+    /// [`Error::BinaryMissing`] (with how to get it) when a binary is not available,
+    /// [`Error::ExitedEarly`] / [`Error::NotReady`] (with the log tail) when a process fails.
+    pub async fn start() -> Result<Self> {
+        let etcd_bin = Tool::Etcd.locate()?;
+        let apiserver_bin = Tool::KubeApiserver.locate()?;
+        let _one_at_a_time = START_LOCK.lock().await;
+        let started = Instant::now();
+        stale::sweep();
+        let dir = tempfile::Builder::new()
+            .prefix(stale::CLUSTER_DIR_PREFIX)
+            .tempdir()
+            .map_err(|e| Error::io("create temp dir", std::env::temp_dir(), e))?;
+        stale::mark_owner(dir.path())?;
+        let pki = ApiServerPki::generate(dir.path())?;
+
+        let etcd = start_with_retries(|| start_etcd(&etcd_bin, dir.path())).await?;
+        let etcd_url = etcd.1;
+        let etcd = etcd.0;
+        let (apiserver, port) = start_with_retries(|| start_apiserver(&apiserver_bin, dir.path(), &pki, &etcd_url)).await?;
+        stale::record_pids(dir.path(), &[etcd.pid(), apiserver.pid()])?;
+
+        let server_url = format!("https://127.0.0.1:{port}");
+        let kubeconfig = dir.path().join("kubeconfig");
+        write_kubeconfig(&kubeconfig, &server_url, &pki)?;
+        let client = client_from_kubeconfig(&kubeconfig).await?;
+        let cluster = Self {
+            apiserver,
+            etcd,
+            client,
+            kubeconfig,
+            server_url,
+            admin_token: pki.admin_token,
+            ca_cert: pki.ca_cert,
+            startup: started.elapsed(),
+            dir,
+        };
+        Ok(cluster)
+    }
+
+    /// A client with cluster-admin rights.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// A kubeconfig file for `kubectl` and for the operator under test.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The API server's URL (`https://127.0.0.1:PORT`).
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// The admin bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The CA certificate that signed the API server's serving certificate.
+    pub fn ca_cert_path(&self) -> &Path {
+        &self.ca_cert
+    }
+
+    /// The temporary directory holding data, certificates, kubeconfig and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// How long etcd and the API server took to become ready (not counting waiting for
+    /// other clusters of the same process to finish starting).
+    pub fn startup_duration(&self) -> Duration {
+        self.startup
+    }
+
+    /// The process ids of etcd and kube-apiserver.
+    pub fn pids(&self) -> [u32; 2] {
+        [self.etcd.pid(), self.apiserver.pid()]
+    }
+
+    /// The last lines of both processes' logs.
+    pub fn log_tails(&self, lines: usize) -> String {
+        format!(
+            "--- etcd ({}) ---\n{}\n--- kube-apiserver ({}) ---\n{}",
+            self.etcd.log_path().display(),
+            self.etcd.log_tail(lines),
+            self.apiserver.log_path().display(),
+            self.apiserver.log_tail(lines)
+        )
+    }
+
+    /// Fails with the log tail if etcd or the API server has died.
+    ///
+    /// # Errors
+    /// [`Error::ExitedEarly`] naming the process that exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        self.etcd.check_alive()?;
+        self.apiserver.check_alive()
+    }
+
+    /// Stops both processes now (dropping does the same).
+    pub fn stop(mut self) {
+        self.apiserver.stop();
+        self.etcd.stop();
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!("LocalCluster: the test failed; its files are kept in {}", self.dir.path().display());
+        }
+    }
+}
+
+async fn start_with_retries<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(e) if tries < PORT_ATTEMPTS && is_port_conflict(&e) => {
+                tracing::info!(error = %e, "port taken meanwhile, retrying on new ports");
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn start_etcd(binary: &Path, dir: &Path) -> Result<(ManagedProcess, String)> {
+    let client_port = free_port()?;
+    let peer_port = free_port()?;
+    let client_url = format!("http://127.0.0.1:{client_port}");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let data_dir = dir.join(format!("etcd-{client_port}"));
+    let args = vec![
+        "--name=fledge".to_owned(),
+        format!("--data-dir={}", data_dir.display()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=fledge={peer_url}"),
+        "--log-level=warn".to_owned(),
+    ];
+    let mut process = ManagedProcess::spawn("etcd", binary, &args, &dir.join("etcd.log"))?;
+    let health = format!("{client_url}/health");
+    let http = reqwest::Client::new();
+    process
+        .wait_ready(READY_TIMEOUT, || {
+            let request = http.get(&health).timeout(Duration::from_secs(2)).send();
+            async move {
+                let response = request.await.map_err(|e| e.to_string())?;
+                let body = response.text().await.map_err(|e| e.to_string())?;
+                Ok(body.contains("\"health\":\"true\""))
+            }
+        })
+        .await?;
+    Ok((process, client_url))
+}
+
+async fn start_apiserver(binary: &Path, dir: &Path, pki: &ApiServerPki, etcd_url: &str) -> Result<(ManagedProcess, u16)> {
+    let port = free_port()?;
+    let args = vec![
+        format!("--etcd-servers={etcd_url}"),
+        "--bind-address=127.0.0.1".to_owned(),
+        "--advertise-address=127.0.0.1".to_owned(),
+        format!("--secure-port={port}"),
+        "--insecure-port=0".to_owned(),
+        format!("--cert-dir={}", dir.join("certs").display()),
+        format!("--tls-cert-file={}", pki.serving_cert.display()),
+        format!("--tls-private-key-file={}", pki.serving_key.display()),
+        format!("--client-ca-file={}", pki.ca_cert.display()),
+        format!("--token-auth-file={}", pki.token_file.display()),
+        "--authorization-mode=RBAC".to_owned(),
+        "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
+        format!("--service-account-key-file={}", pki.service_account_public_key.display()),
+        format!("--service-account-signing-key-file={}", pki.service_account_key.display()),
+        "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+        "--disable-admission-plugins=ServiceAccount".to_owned(),
+        "--allow-privileged=true".to_owned(),
+        "--v=1".to_owned(),
+    ];
+    let mut process = ManagedProcess::spawn("kube-apiserver", binary, &args, &dir.join("kube-apiserver.log"))?;
+    let ca = std::fs::read(&pki.ca_cert).map_err(|e| Error::io("read", &pki.ca_cert, e))?;
+    let ca = reqwest::Certificate::from_pem(&ca)
+        .map_err(|e| Error::Manifest { origin: pki.ca_cert.display().to_string(), reason: e.to_string() })?;
+    let http = reqwest::Client::builder().tls_certs_only([ca]).build().map_err(|e| Error::NotReady {
+        what: "an HTTPS client for kube-apiserver".to_owned(),
+        waited_ms: 0,
+        detail: format!(": {e}"),
+    })?;
+    let readyz = format!("https://127.0.0.1:{port}/readyz");
+    let started = Instant::now();
+    process
+        .wait_ready(READY_TIMEOUT, || {
+            let request = http.get(&readyz).bearer_auth(&pki.admin_token).timeout(Duration::from_secs(2)).send();
+            async move {
+                let response = request.await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response.text().await.map_err(|e| e.to_string())?;
+                if status.is_success() {
+                    Ok(true)
+                } else {
+                    Err(format!("{status}: {}", body.lines().filter(|l| l.contains("failed")).collect::<Vec<_>>().join("; ")))
+                }
+            }
+        })
+        .await?;
+    tracing::info!(port, ready_ms = started.elapsed().as_millis(), "kube-apiserver ready");
+    Ok((process, port))
+}
+
+fn write_kubeconfig(path: &Path, server_url: &str, pki: &ApiServerPki) -> Result<()> {
+    // JSON is YAML: kubectl and kube-rs read it as a kubeconfig.
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "fledge-local", "cluster": {
+            "server": server_url,
+            "certificate-authority": pki.ca_cert,
+        }}],
+        "users": [{ "name": "admin", "user": { "token": pki.admin_token } }],
+        "contexts": [{ "name": "fledge-local", "context": { "cluster": "fledge-local", "user": "admin", "namespace": "default" } }],
+        "current-context": "fledge-local",
+    });
+    let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Kubeconfig { path: path.to_owned(), reason: e.to_string() })?;
+    std::fs::write(path, text).map_err(|e| Error::io("write kubeconfig", path, e))
+}
+
+/// A client built from a kubeconfig file, the way an operator under test would build it.
+///
+/// # Errors
+/// [`Error::Kubeconfig`] when the file cannot be read or used.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig { path: path.to_owned(), reason: e.to_string() })?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| Error::Kubeconfig { path: path.to_owned(), reason: e.to_string() })?;
+    kube::Client::try_from(config).map_err(|e| Error::kube(format!("build a client from {}", path.display()), e))
+}

@@ -1,0 +1,145 @@
+//! Installing CustomResourceDefinitions: Fledge's own and the mesh resources routers write.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+
+use crate::error::{Error, Result};
+use crate::manifests;
+
+/// How long a CRD may take to become Established.
+const ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The project's own minimal mesh schemas, used when the upstream ones are not at hand.
+const FALLBACK_MESH_CRDS: &str = include_str!("../crds/mesh-fallback.yaml");
+
+/// The upstream mesh CRD files installed from the reference directory, in order.
+const REFERENCE_FILES: [&str; 6] = [
+    "istio-networking.yaml",
+    "smi-trafficsplit.yaml",
+    "gateway-api-gatewayclasses.yaml",
+    "gateway-api-gateways.yaml",
+    "gateway-api-httproutes.yaml",
+    "gateway-api-referencegrants.yaml",
+];
+
+/// Where the mesh schemas came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeshCrdSource {
+    /// The real upstream schemas, from this directory.
+    Reference(PathBuf),
+    /// The testkit's minimal structural schemas (any spec is accepted).
+    Fallback,
+}
+
+/// Installs Fledge's CRDs (generated from fledge-api) and waits until they are served.
+///
+/// # Errors
+/// [`Error::Kube`] when the server refuses a CRD, [`Error::NotReady`] when one is not
+/// Established in time.
+pub async fn install_fledge_crds(client: &kube::Client) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for crd in fledge_api::crd::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let value = serde_json::to_value(&crd).map_err(|e| Error::Manifest { origin: name.clone(), reason: e.to_string() })?;
+        manifests::apply_value(client, value, "fledge_api::crd::all()", "default").await?;
+        names.push(name);
+    }
+    wait_established(client, &names).await?;
+    Ok(names)
+}
+
+/// The directory of upstream mesh CRDs, if this machine has it: `$FLEDGE_MESH_CRDS`, else
+/// `../shared/reference/mesh-crds` beside the workspace.
+pub fn reference_mesh_crds_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("FLEDGE_MESH_CRDS") {
+        return Some(PathBuf::from(dir)).filter(|d| d.is_dir());
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Some(workspace.join("../shared/reference/mesh-crds")).filter(|d| d.is_dir())
+}
+
+/// Installs the mesh CRDs routers write (Istio VirtualService/DestinationRule, SMI
+/// TrafficSplit, Gateway API HTTPRoute and friends): the upstream schemas when
+/// [`reference_mesh_crds_dir`] finds them, the minimal fallback otherwise.
+///
+/// # Errors
+/// As [`install_fledge_crds`]; [`Error::Io`] when a reference file cannot be read.
+pub async fn install_mesh_crds(client: &kube::Client) -> Result<MeshCrdSource> {
+    match reference_mesh_crds_dir() {
+        Some(dir) => {
+            install_mesh_crds_from(client, &dir).await?;
+            Ok(MeshCrdSource::Reference(dir))
+        }
+        None => {
+            install_crd_yaml(client, FALLBACK_MESH_CRDS, "fledge-testkit crds/mesh-fallback.yaml").await?;
+            Ok(MeshCrdSource::Fallback)
+        }
+    }
+}
+
+/// Installs the upstream mesh CRDs from `dir` (the files present there).
+///
+/// # Errors
+/// As [`install_mesh_crds`].
+pub async fn install_mesh_crds_from(client: &kube::Client, dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for file in REFERENCE_FILES {
+        let path = dir.join(file);
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        names.extend(install_crd_yaml(client, &text, &path.display().to_string()).await?);
+    }
+    Ok(names)
+}
+
+/// Installs the CRDs of a YAML stream and waits until they are Established.
+///
+/// # Errors
+/// As [`install_fledge_crds`].
+pub async fn install_crd_yaml(client: &kube::Client, yaml: &str, origin: &str) -> Result<Vec<String>> {
+    let applied = manifests::apply_yaml(client, yaml, origin, "default").await?;
+    let names: Vec<String> = applied.into_iter().filter_map(|o| o.metadata.name).collect();
+    wait_established(client, &names).await?;
+    Ok(names)
+}
+
+/// Waits until every named CRD has condition Established=True.
+///
+/// # Errors
+/// [`Error::NotReady`] naming the CRDs still pending after the timeout.
+pub async fn wait_established(client: &kube::Client, names: &[String]) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let start = Instant::now();
+    let mut pending: Vec<&String> = names.iter().collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for name in pending {
+            let crd = api.get_opt(name).await.map_err(|e| Error::kube(format!("get crd {name}"), e))?;
+            let established = crd
+                .and_then(|c| c.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            if !established {
+                still.push(name);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if start.elapsed() > ESTABLISHED_TIMEOUT {
+            return Err(Error::NotReady {
+                what: format!("CRDs {pending:?}"),
+                waited_ms: ESTABLISHED_TIMEOUT.as_millis(),
+                detail: " (condition Established is not True)".to_owned(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
