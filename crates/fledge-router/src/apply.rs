@@ -1,0 +1,202 @@
+//! Writing rendered objects: server-side apply with Fledge's field manager, owner references
+//! to the Canary, adoption of objects users created first, and retries on conflicts.
+
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::metadata::{CanaryIdentity, KUBECTL_LAST_APPLIED, ORIGINAL_CONFIGURATION};
+use crate::object::TrafficObject;
+
+/// The field manager of everything Fledge writes.
+pub const FIELD_MANAGER: &str = "fledge";
+
+/// How often a conflicting write is tried before the error is returned.
+const ATTEMPTS: u32 = 4;
+
+/// Reads and server-side-applies objects for one Canary.
+#[derive(Clone)]
+pub struct Applier {
+    client: Client,
+}
+
+impl std::fmt::Debug for Applier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applier").finish_non_exhaustive()
+    }
+}
+
+impl Applier {
+    /// An applier writing through `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// The object `name` of `resource` in `namespace`, if it exists.
+    pub async fn get(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, resource);
+        api.get_opt(name).await.map_err(|source| Error::Kube {
+            verb: "get",
+            kind: resource.kind.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Applies `desired` for `canary`: an object Fledge creates gets the Canary as its
+    /// controller owner; an object that existed before without that owner is adopted, and its
+    /// spec is kept in the original-configuration annotation when `keep_original` is set (unless
+    /// `kubectl apply` already left a copy), so that [`Applier::restore_original`] can bring it back.
+    pub async fn apply(
+        &self,
+        canary: &CanaryIdentity,
+        desired: &TrafficObject,
+        keep_original: bool,
+    ) -> Result<DynamicObject> {
+        let existing = self
+            .get(&desired.resource, &canary.namespace, desired.name())
+            .await?;
+        let object = adopt(canary, desired, existing.as_ref(), keep_original);
+        self.apply_object(&desired.resource, &canary.namespace, &object)
+            .await
+    }
+
+    /// Puts back the spec an adopted object had before Fledge took it over; does nothing for
+    /// objects Fledge created (they go away with the Canary) or that no longer exist.
+    pub async fn restore_original(
+        &self,
+        canary: &CanaryIdentity,
+        resource: &ApiResource,
+        name: &str,
+    ) -> Result<bool> {
+        let Some(current) = self.get(resource, &canary.namespace, name).await? else {
+            return Ok(false);
+        };
+        let Some(spec) = original_spec(resource, &current)? else {
+            tracing::warn!(kind = %resource.kind, %name, namespace = %canary.namespace,
+                "original configuration not found, unable to revert");
+            return Ok(false);
+        };
+        let restored = TrafficObject::new(
+            resource.clone(),
+            &canary.namespace,
+            name,
+            json!({ "spec": spec }),
+        );
+        self.apply_object(resource, &canary.namespace, &restored.object)
+            .await?;
+        Ok(true)
+    }
+
+    /// Server-side apply with force (Fledge owns what it writes), retried on conflicts.
+    pub async fn apply_object(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+        object: &DynamicObject,
+    ) -> Result<DynamicObject> {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, resource);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let mut attempt = 1;
+        loop {
+            match api.patch(&name, &params, &Patch::Apply(object)).await {
+                Ok(applied) => return Ok(applied),
+                Err(kube::Error::Api(status)) if status.code == 409 && attempt < ATTEMPTS => {
+                    tracing::debug!(kind = %resource.kind, %name, %namespace, attempt, "conflict, retrying apply");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(Error::Kube {
+                        verb: "apply",
+                        kind: resource.kind.clone(),
+                        namespace: namespace.to_owned(),
+                        name,
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The object to apply given what exists: owner reference for objects Fledge creates, the
+/// saved original for objects it adopts.
+pub fn adopt(
+    canary: &CanaryIdentity,
+    desired: &TrafficObject,
+    existing: Option<&DynamicObject>,
+    keep_original: bool,
+) -> DynamicObject {
+    let mut object = desired.object.clone();
+    let created_by_fledge = existing.is_none_or(|e| canary.controls(&e.metadata));
+    if created_by_fledge {
+        if let Some(owner) = canary.owner_reference() {
+            object.metadata.owner_references = Some(vec![owner]);
+        }
+        return object;
+    }
+    if !keep_original {
+        return object;
+    }
+    let Some(existing) = existing else {
+        return object;
+    };
+    let existing_annotations = existing.metadata.annotations.clone().unwrap_or_default();
+    if existing_annotations.contains_key(KUBECTL_LAST_APPLIED) {
+        return object;
+    }
+    let original = match existing_annotations.get(ORIGINAL_CONFIGURATION) {
+        Some(saved) => Some(saved.clone()),
+        None => existing.data.get("spec").map(serde_json::Value::to_string),
+    };
+    if let Some(original) = original {
+        object
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(ORIGINAL_CONFIGURATION.to_owned(), original);
+    }
+    object
+}
+
+/// The spec an adopted object had, from `kubectl apply`'s annotation or Fledge's own.
+fn original_spec(
+    resource: &ApiResource,
+    current: &DynamicObject,
+) -> Result<Option<serde_json::Value>> {
+    let annotations = current.metadata.annotations.clone().unwrap_or_default();
+    let name = current.metadata.name.clone().unwrap_or_default();
+    let namespace = current.metadata.namespace.clone().unwrap_or_default();
+    let decode = |annotation: &'static str, text: &str| {
+        serde_json::from_str::<serde_json::Value>(text).map_err(|source| {
+            Error::OriginalConfiguration {
+                kind: resource.kind.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+                annotation,
+                source,
+            }
+        })
+    };
+    if let Some(text) = annotations.get(KUBECTL_LAST_APPLIED) {
+        let applied = decode(KUBECTL_LAST_APPLIED, text)?;
+        return Ok(applied.get("spec").cloned());
+    }
+    if let Some(text) = annotations.get(ORIGINAL_CONFIGURATION) {
+        return decode(ORIGINAL_CONFIGURATION, text).map(Some);
+    }
+    Ok(None)
+}
