@@ -8,6 +8,13 @@ use serde::de::DeserializeOwned;
 #[error("{0}")]
 pub struct YamlError(String);
 
+impl YamlError {
+    /// An error with a message of its own.
+    pub fn from_message(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 /// Reads one YAML document into a typed value.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     serde_yaml::from_str(text).map_err(|e| YamlError(e.to_string()))
