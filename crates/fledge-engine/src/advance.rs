@@ -1,0 +1,169 @@
+//! Moving a passing canary forward: weight steps (canary, with optional mirroring), A/B
+//! iterations, blue/green iterations — and, at the end of each, the promotion.
+
+use fledge_api::CanaryPhase;
+use fledge_api::strategy::Strategy;
+
+use crate::plan::{Action, RouteTarget};
+use crate::status_update;
+use crate::tick::Tick;
+
+impl Tick<'_> {
+    /// One step of the strategy after a passing analysis.
+    pub(crate) fn advance(&mut self) {
+        match self.rollout.strategy {
+            Strategy::AbTesting => self.advance_ab_testing(),
+            Strategy::BlueGreen | Strategy::BlueGreenMirroring => self.advance_blue_green(),
+            Strategy::Canary => {
+                let routes = self.observation.world.routes;
+                let gated = !routes.mirrored
+                    && !matches!(
+                        self.phase(),
+                        CanaryPhase::Promoting
+                            | CanaryPhase::WaitingPromotion
+                            | CanaryPhase::Finalising
+                    );
+                if gated && !self.confirm_traffic_increase() {
+                    return;
+                }
+                self.advance_canary();
+            }
+        }
+    }
+
+    /// The canary weight after `current`: one stepWeight more, or the next of stepWeights —
+    /// never above maxWeight (where Flagger would overshoot).
+    pub(crate) fn next_weight(&self, current: u32) -> u32 {
+        let settings = &self.rollout.settings;
+        let next = if settings.step_weight > 0 || settings.step_weights.is_empty() {
+            current.saturating_add(settings.step_weight)
+        } else {
+            settings
+                .step_weights
+                .iter()
+                .copied()
+                .find(|w| *w > current)
+                .unwrap_or(settings.max_weight)
+        };
+        next.min(settings.max_weight).min(100)
+    }
+
+    fn advance_canary(&mut self) {
+        let r = self.rollout;
+        let routes = self.observation.world.routes;
+        let max_weight = r.settings.max_weight;
+        if routes.canary < max_weight {
+            // With mirroring, the first step mirrors traffic before any is shifted.
+            let (canary, mirrored) = if r.mirror && routes.canary == 0 {
+                if routes.mirrored {
+                    (self.next_weight(0), false)
+                } else {
+                    (0, true)
+                }
+            } else {
+                (self.next_weight(routes.canary), false)
+            };
+            self.set_routes(100 - canary, canary, mirrored);
+            self.status.canary_weight = status_update::as_i32(canary);
+            status_update::touch(&mut self.status, self.now);
+            self.info(format!(
+                "Advance {} canary weight {canary}",
+                r.subject.canary
+            ));
+            return;
+        }
+        if !self.confirm_promotion() {
+            return;
+        }
+        self.promote();
+    }
+
+    fn advance_ab_testing(&mut self) {
+        let r = self.rollout;
+        let done = self.iterations_done();
+        if r.iterations > done {
+            self.set_routes(0, 100, false);
+            self.count_iteration(done + 1);
+            return;
+        }
+        if !self.confirm_promotion() {
+            return;
+        }
+        if r.iterations == done {
+            self.promote();
+        }
+    }
+
+    fn advance_blue_green(&mut self) {
+        let r = self.rollout;
+        let done = self.iterations_done();
+        let routes = self.observation.world.routes;
+        if r.iterations > done {
+            if !r.kubernetes_provider && r.mirror && !routes.mirrored {
+                self.set_routes(100, 0, true);
+            }
+            self.count_iteration(done + 1);
+            return;
+        }
+        if !self.confirm_promotion() {
+            return;
+        }
+        if r.iterations == done {
+            if !r.kubernetes_provider {
+                self.info(
+                    if r.mirror {
+                        "Stop traffic mirroring and route all traffic to canary"
+                    } else {
+                        "Routing all traffic to canary"
+                    }
+                    .to_owned(),
+                );
+                self.set_routes(0, 100, false);
+            }
+            self.status.iterations = status_update::as_i32(done + 1);
+            status_update::touch(&mut self.status, self.now);
+            return;
+        }
+        self.promote();
+    }
+
+    fn count_iteration(&mut self, done: u32) {
+        let r = self.rollout;
+        self.status.iterations = status_update::as_i32(done);
+        status_update::touch(&mut self.status, self.now);
+        self.info(format!(
+            "Advance {} canary iteration {done}/{}",
+            r.subject.canary, r.iterations
+        ));
+    }
+
+    /// Copy the canary's spec to the primary and enter Promoting.
+    fn promote(&mut self) {
+        let r = self.rollout;
+        self.info(format!(
+            "Copying {} template spec to {}",
+            r.subject.target, r.primary_id
+        ));
+        self.act(Action::PromotePrimary);
+        status_update::set_phase(
+            &mut self.status,
+            CanaryPhase::Promoting,
+            r.iterations,
+            &r.target_kind,
+            self.now,
+        );
+    }
+
+    /// Sets the routes, with the mirror weight and the session-affinity cookies they need.
+    pub(crate) fn set_routes(&mut self, primary: u32, canary: u32, mirrored: bool) {
+        let r = self.rollout;
+        let mirror = mirrored.then_some(r.settings.mirror_weight);
+        let session_affinity = self.sticky_cookies(canary);
+        self.act(Action::SetRoutes(RouteTarget {
+            primary,
+            canary,
+            mirror,
+            session_affinity,
+        }));
+    }
+}
