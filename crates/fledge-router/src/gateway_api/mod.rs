@@ -25,7 +25,7 @@ pub struct GatewayApi {
 
 impl GatewayApi {
     /// A renderer for HTTPRoutes of `version`.
-    pub fn new(version: GatewayApiVersion) -> Self {
+    pub const fn new(version: GatewayApiVersion) -> Self {
         Self { version }
     }
 
@@ -228,7 +228,7 @@ impl TrafficRenderer for GatewayApi {
             &canary.spec.service_names().apex,
             json!({ "spec": spec }),
         );
-        routing.object.metadata.labels = Some(labels);
+        routing.object.metadata.labels = Some(labels).filter(|l| !l.is_empty());
         routing.object.metadata.annotations = Some(annotations);
         Ok(RenderedTraffic {
             routing,

@@ -55,7 +55,7 @@ impl TrafficRenderer for Istio {
             &names.apex,
             json!({ "spec": spec }),
         );
-        routing.object.metadata.labels = Some(labels);
+        routing.object.metadata.labels = Some(labels).filter(|l| !l.is_empty());
         routing.object.metadata.annotations = Some(annotations);
         let supporting = [&names.canary, &names.primary]
             .into_iter()
