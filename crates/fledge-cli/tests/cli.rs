@@ -1,0 +1,173 @@
+//! The `fledge` command as a user runs it.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn fledge(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fledge"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fledge runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("fledge exits")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn shared_fixture(name: &str) -> Option<String> {
+    let path = workspace().join("../shared/fixtures/seeds").join(name);
+    if path.exists() {
+        return Some(path.display().to_string());
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{} is missing under CI",
+        path.display()
+    );
+    None
+}
+
+#[test]
+fn every_shipped_example_is_valid() {
+    let dir = workspace().join("examples/podinfo");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("examples/podinfo")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 14, "a canary per provider: {files:?}");
+    let args: Vec<&str> = std::iter::once("validate")
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let out = fledge(&args, None);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let canaries = stdout
+        .lines()
+        .filter(|l| l.contains(" Canary podinfo: valid"))
+        .count();
+    assert_eq!(canaries, files.len() - 1, "{stdout}");
+    for provider in [
+        "istio",
+        "linkerd",
+        "gatewayapi",
+        "contour",
+        "nginx",
+        "traefik",
+        "gloo",
+        "skipper",
+        "kuma",
+        "apisix",
+        "appmesh",
+        "knative",
+        "kubernetes",
+        "osm",
+    ] {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.ends_with(&format!("canary-{provider}.yaml"))),
+            "no example for {provider}"
+        );
+    }
+}
+
+#[test]
+fn the_seed_typos_are_rejected_with_the_field_named() {
+    let Some(path) = shared_fixture("000-podinfo-v1alpha3.invalid.yaml") else {
+        return;
+    };
+    let out = fledge(&["validate", &path], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("{path} #0 spec.progressDeadlineSes: unknown field `progressDeadlineSes`; did you mean `progressDeadlineSeconds`?")), "{stdout}");
+    assert!(
+        stdout.contains("spec.autoscalerRef.apiVerseersion: unknown field"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn json_output_is_machine_readable() {
+    let manifest = "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo}\nspec:\n  targetRef: {name: podinfo}\n  service: {port: 9898}\n  analysis: {stepWeight: 200}\n---\napiVersion: v1\nkind: ConfigMap\n";
+    let out = fledge(&["validate", "--output", "json", "-"], Some(manifest));
+    assert_eq!(out.status.code(), Some(1));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(reports[0]["file"], "<stdin>");
+    assert_eq!(reports[0]["verdict"], "invalid");
+    assert_eq!(
+        reports[0]["problems"][0]["path"],
+        "spec.analysis.stepWeight"
+    );
+    assert_eq!(reports[1]["verdict"], "skipped");
+}
+
+#[test]
+fn migrate_turns_the_legacy_seed_canary_into_a_valid_v1beta1_one() {
+    let Some(path) = shared_fixture("000-podinfo-v1alpha3.yaml") else {
+        return;
+    };
+    let out = fledge(&["migrate", &path], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let migrated = text(&out.stdout);
+    assert!(
+        migrated.starts_with("apiVersion: flagger.app/v1beta1\n"),
+        "{migrated}"
+    );
+    assert!(text(&out.stderr).contains("spec.canaryAnalysis renamed to spec.analysis"));
+    let check = fledge(&["validate", "-"], Some(&migrated));
+    let verdict = text(&check.stdout);
+    assert!(check.status.success(), "{verdict}");
+    assert!(
+        !verdict.contains("note:"),
+        "no legacy notes remain: {verdict}"
+    );
+}
+
+#[test]
+fn crd_prints_the_three_definitions() {
+    let out = fledge(&["crd"], None);
+    assert!(out.status.success());
+    let crds = text(&out.stdout);
+    for name in [
+        "canaries.flagger.app",
+        "metrictemplates.flagger.app",
+        "alertproviders.flagger.app",
+    ] {
+        assert!(crds.contains(&format!("name: {name}")), "{name} missing");
+    }
+}
+
+#[test]
+fn unreadable_input_is_an_error_not_a_verdict() {
+    let out = fledge(&["validate", "/no/such/file.yaml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("reading /no/such/file.yaml"));
+    let out = fledge(&["validate", "-"], Some("key: [unclosed"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("<stdin> is not YAML"),
+        "{}",
+        text(&out.stderr)
+    );
+}
