@@ -38,3 +38,5 @@ pub fn round_trip(renderer: &impl TrafficRenderer, canary: &Canary, routes: Rout
         .read_routes(canary, &traffic.routing.object)
         .expect("reads back")
 }
+
+pub mod cluster;
