@@ -10,7 +10,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The template refers to a variable the model does not have.
-    #[error("query template: variable {name:?} is not defined (known: name, namespace, target, service, ingress, route, interval, variables.NAME)")]
+    #[error(
+        "query template: variable {name:?} is not defined (known: name, namespace, target, service, ingress, route, interval, variables.NAME)"
+    )]
     MissingTemplateVariable {
         /// The variable as written in the template (`variables.direction`).
         name: String,

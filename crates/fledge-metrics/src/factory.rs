@@ -9,7 +9,10 @@ use crate::{Error, MetricProvider, PrometheusProvider, ProviderSettings, Result}
 /// # Errors
 /// [`Error::UnsupportedProvider`] for types not implemented yet (everything but
 /// `prometheus` today), or the provider's own construction errors.
-pub fn provider_for(kind: MetricProviderType, settings: ProviderSettings) -> Result<Box<dyn MetricProvider>> {
+pub fn provider_for(
+    kind: MetricProviderType,
+    settings: ProviderSettings,
+) -> Result<Box<dyn MetricProvider>> {
     match kind {
         MetricProviderType::Prometheus => Ok(Box::new(PrometheusProvider::new(settings)?)),
         other => Err(Error::UnsupportedProvider {
@@ -22,15 +25,28 @@ pub fn provider_for(kind: MetricProviderType, settings: ProviderSettings) -> Res
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 mod tests {
     use super::*;
 
     #[test]
     fn prometheus_is_built_and_others_are_named_as_unsupported() {
-        assert!(provider_for(MetricProviderType::Prometheus, ProviderSettings::new("http://prometheus:9090")).is_ok());
-        let err = provider_for(MetricProviderType::Datadog, ProviderSettings::new("https://api.datadoghq.com"))
-            .err()
-            .unwrap();
-        assert_eq!(err.to_string(), r#"metric provider type "datadog" is not supported"#);
+        assert!(
+            provider_for(
+                MetricProviderType::Prometheus,
+                ProviderSettings::new("http://prometheus:9090")
+            )
+            .is_ok()
+        );
+        let err = provider_for(
+            MetricProviderType::Datadog,
+            ProviderSettings::new("https://api.datadoghq.com"),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.to_string(),
+            r#"metric provider type "datadog" is not supported"#
+        );
     }
 }

@@ -28,7 +28,11 @@ impl QueryOutcome {
 
     /// `NaN` is no value: a ratio over an empty window is 0/0.
     pub(crate) fn from_sample(value: f64) -> Self {
-        if value.is_nan() { Self::NoValues } else { Self::Value(value) }
+        if value.is_nan() {
+            Self::NoValues
+        } else {
+            Self::Value(value)
+        }
     }
 }
 

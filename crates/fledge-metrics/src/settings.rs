@@ -124,11 +124,17 @@ impl Credentials {
     /// # Errors
     /// [`Error::MissingCredential`] naming the first missing key.
     pub fn from_secret_data(provider: &str, data: &BTreeMap<String, Vec<u8>>) -> Result<Self> {
-        let text = |key: &str| data.get(key).map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+        let text = |key: &str| {
+            data.get(key)
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+        };
         if let Some(token) = text("token") {
             return Ok(Self::Bearer { token });
         }
-        let missing = |key| Error::MissingCredential { provider: provider.to_owned(), key };
+        let missing = |key| Error::MissingCredential {
+            provider: provider.to_owned(),
+            key,
+        };
         let username = text("username").ok_or_else(|| missing("username"))?;
         let password = text("password").ok_or_else(|| missing("password"))?;
         Ok(Self::Basic { username, password })
@@ -140,21 +146,30 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::None => f.write_str("None"),
-            Self::Basic { username, .. } => {
-                f.debug_struct("Basic").field("username", username).field("password", &"<redacted>").finish()
-            }
-            Self::Bearer { .. } => f.debug_struct("Bearer").field("token", &"<redacted>").finish(),
+            Self::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Self::Bearer { .. } => f
+                .debug_struct("Bearer")
+                .field("token", &"<redacted>")
+                .finish(),
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 mod tests {
     use super::*;
     use fledge_api::metric_template::{MetricProviderType, SecretReference};
 
     fn secret(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     fn provider_with_secret() -> MetricTemplateProvider {
@@ -162,7 +177,9 @@ mod tests {
             type_: MetricProviderType::Prometheus,
             address: Some("https://prometheus.example:9090".into()),
             headers: BTreeMap::from([("X-Scope-OrgID".into(), vec!["tenant-a".into()])]),
-            secret_ref: Some(SecretReference { name: "prom-auth".into() }),
+            secret_ref: Some(SecretReference {
+                name: "prom-auth".into(),
+            }),
             region: None,
             insecure_skip_verify: true,
         }
@@ -171,27 +188,54 @@ mod tests {
     #[test]
     fn a_token_wins_over_basic_auth_as_in_flagger() {
         let data = secret(&[("token", "t0k"), ("username", "u"), ("password", "p")]);
-        let settings = ProviderSettings::from_template_provider(&provider_with_secret(), Some(&data), None).unwrap();
-        assert_eq!(settings.credentials, Credentials::Bearer { token: "t0k".into() });
+        let settings =
+            ProviderSettings::from_template_provider(&provider_with_secret(), Some(&data), None)
+                .unwrap();
+        assert_eq!(
+            settings.credentials,
+            Credentials::Bearer {
+                token: "t0k".into()
+            }
+        );
         assert!(settings.insecure_skip_verify);
-        assert_eq!(settings.headers["X-Scope-OrgID"], vec!["tenant-a".to_owned()]);
+        assert_eq!(
+            settings.headers["X-Scope-OrgID"],
+            vec!["tenant-a".to_owned()]
+        );
         assert_eq!(settings.timeout, DEFAULT_TIMEOUT);
     }
 
     #[test]
     fn basic_auth_needs_both_keys() {
         let data = secret(&[("username", "admin")]);
-        let err = ProviderSettings::from_template_provider(&provider_with_secret(), Some(&data), None).unwrap_err();
-        assert_eq!(err.to_string(), "prometheus credentials do not contain a password");
+        let err =
+            ProviderSettings::from_template_provider(&provider_with_secret(), Some(&data), None)
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "prometheus credentials do not contain a password"
+        );
         let data = secret(&[("username", "admin"), ("password", "s3cret")]);
-        let settings = ProviderSettings::from_template_provider(&provider_with_secret(), Some(&data), None).unwrap();
-        assert_eq!(settings.credentials, Credentials::Basic { username: "admin".into(), password: "s3cret".into() });
+        let settings =
+            ProviderSettings::from_template_provider(&provider_with_secret(), Some(&data), None)
+                .unwrap();
+        assert_eq!(
+            settings.credentials,
+            Credentials::Basic {
+                username: "admin".into(),
+                password: "s3cret".into()
+            }
+        );
     }
 
     #[test]
     fn a_secret_ref_without_its_data_is_an_error_naming_the_secret() {
-        let err = ProviderSettings::from_template_provider(&provider_with_secret(), None, None).unwrap_err();
-        assert_eq!(err.to_string(), r#"prometheus provider refers to Secret "prom-auth" but its data was not provided"#);
+        let err = ProviderSettings::from_template_provider(&provider_with_secret(), None, None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"prometheus provider refers to Secret "prom-auth" but its data was not provided"#
+        );
     }
 
     #[test]
@@ -199,17 +243,32 @@ mod tests {
         let mut provider = provider_with_secret();
         provider.address = None;
         provider.secret_ref = None;
-        let settings =
-            ProviderSettings::from_template_provider(&provider, None, Some("http://prometheus:9090")).unwrap();
+        let settings = ProviderSettings::from_template_provider(
+            &provider,
+            None,
+            Some("http://prometheus:9090"),
+        )
+        .unwrap();
         assert_eq!(settings.address, "http://prometheus:9090");
         assert_eq!(settings.credentials, Credentials::None);
     }
 
     #[test]
     fn debug_output_never_shows_secrets() {
-        let creds = Credentials::Basic { username: "admin".into(), password: "s3cret".into() };
-        let shown = format!("{creds:?} {:?}", Credentials::Bearer { token: "t0k".into() });
-        assert!(!shown.contains("s3cret") && !shown.contains("t0k"), "{shown}");
+        let creds = Credentials::Basic {
+            username: "admin".into(),
+            password: "s3cret".into(),
+        };
+        let shown = format!(
+            "{creds:?} {:?}",
+            Credentials::Bearer {
+                token: "t0k".into()
+            }
+        );
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0k"),
+            "{shown}"
+        );
         assert!(shown.contains("admin"));
     }
 }

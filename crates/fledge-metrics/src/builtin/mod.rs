@@ -167,7 +167,10 @@ impl RoutingProvider {
 
     /// The builtin query for one metric.
     pub fn builtin(self, metric: BuiltinMetric) -> BuiltinQuery {
-        BuiltinQuery { provider: self, metric }
+        BuiltinQuery {
+            provider: self,
+            metric,
+        }
     }
 
     fn queries(self) -> &'static BuiltinQueries {
@@ -197,14 +200,21 @@ impl fmt::Display for RoutingProvider {
 
 /// The metrics-provider name Flagger's `runBuiltinMetricChecks` computes for a canary.
 pub fn metrics_provider_name(default_provider: &str, canary: &Canary) -> String {
-    let mut provider =
-        if default_provider.contains("crossover") { "crossover".to_owned() } else { default_provider.to_owned() };
+    let mut provider = if default_provider.contains("crossover") {
+        "crossover".to_owned()
+    } else {
+        default_provider.to_owned()
+    };
     if let Some(own) = canary.spec.provider.as_deref().filter(|p| !p.is_empty()) {
-        provider = if default_provider.contains("linkerd") { "linkerd".to_owned() } else { own.to_owned() };
+        provider = if default_provider.contains("linkerd") {
+            "linkerd".to_owned()
+        } else {
+            own.to_owned()
+        };
     }
     let target = &canary.spec.target_ref;
-    let is_knative_service =
-        target.kind.as_deref() == Some("Service") && target.api_version.as_deref() == Some("serving.knative.dev/v1");
+    let is_knative_service = target.kind.as_deref() == Some("Service")
+        && target.api_version.as_deref() == Some("serving.knative.dev/v1");
     if target.kind.as_deref() == Some("Service") && !is_knative_service {
         provider.push_str(":service");
     }
@@ -268,7 +278,11 @@ impl BuiltinQuery {
     ///
     /// # Errors
     /// The provider's errors; *no values* is `Ok(QueryOutcome::NoValues)`.
-    pub async fn run(self, provider: &dyn MetricProvider, model: &MetricTemplateModel) -> Result<QueryOutcome> {
+    pub async fn run(
+        self,
+        provider: &dyn MetricProvider,
+        model: &MetricTemplateModel,
+    ) -> Result<QueryOutcome> {
         let outcome = provider.query(&self.render(model)?).await?;
         Ok(match (self.metric, outcome) {
             (BuiltinMetric::RequestDuration, QueryOutcome::Value(value)) => {
@@ -289,4 +303,5 @@ impl BuiltinQuery {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 mod tests;

@@ -23,7 +23,15 @@ pub(super) const QUERIES: BuiltinQueries = BuiltinQueries {
 /// as Skipper does when it builds route ids (and as Flagger's `encodeModelForSkipper`).
 pub(super) fn encode_model(model: &MetricTemplateModel) -> MetricTemplateModel {
     let encode = |text: &str| -> String {
-        text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
     };
     MetricTemplateModel {
         name: encode(&model.name),

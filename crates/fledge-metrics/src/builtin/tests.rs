@@ -31,7 +31,10 @@ fn every_builtin_query_renders_for_every_provider() {
 
 #[test]
 fn istio_success_rate_is_flaggers_query() {
-    let query = RoutingProvider::Istio.builtin(BuiltinMetric::RequestSuccessRate).render(&podinfo()).unwrap();
+    let query = RoutingProvider::Istio
+        .builtin(BuiltinMetric::RequestSuccessRate)
+        .render(&podinfo())
+        .unwrap();
     assert_eq!(
         flat(&query),
         r#"sum( rate( istio_requests_total{ reporter="destination", destination_workload_namespace="test", destination_workload=~"podinfo", response_code!~"5.*" }[1m] ) ) / sum( rate( istio_requests_total{ reporter="destination", destination_workload_namespace="test", destination_workload=~"podinfo" }[1m] ) ) * 100"#
@@ -46,9 +49,14 @@ fn skipper_names_are_encoded_to_word_characters() {
         service: "podinfo-svc".into(),
         ..podinfo()
     };
-    let query = RoutingProvider::Skipper.builtin(BuiltinMetric::RequestDuration).render(&model).unwrap();
+    let query = RoutingProvider::Skipper
+        .builtin(BuiltinMetric::RequestDuration)
+        .render(&model)
+        .unwrap();
     assert!(
-        query.contains(r#"route=~"kube(ew)?_my_ns__app_example_canary__.*__podinfo_svc_canary(_[0-9]+)?""#),
+        query.contains(
+            r#"route=~"kube(ew)?_my_ns__app_example_canary__.*__podinfo_svc_canary(_[0-9]+)?""#
+        ),
         "{query}"
     );
 }
@@ -85,14 +93,26 @@ fn the_canary_provider_wins_unless_linkerd_is_the_default() {
         "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\n\
          spec: {provider: nginx, targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}, service: {port: 80}}",
     );
-    assert_eq!(RoutingProvider::for_canary("istio", &nginx), RoutingProvider::Nginx);
-    assert_eq!(RoutingProvider::for_canary("linkerd", &nginx), RoutingProvider::Linkerd);
+    assert_eq!(
+        RoutingProvider::for_canary("istio", &nginx),
+        RoutingProvider::Nginx
+    );
+    assert_eq!(
+        RoutingProvider::for_canary("linkerd", &nginx),
+        RoutingProvider::Linkerd
+    );
     let service_target = canary(
         "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\n\
          spec: {provider: gatewayapi:v1, targetRef: {apiVersion: v1, kind: Service, name: podinfo}, service: {port: 80}}",
     );
-    assert_eq!(metrics_provider_name("istio", &service_target), "gatewayapi:v1:service");
-    assert_eq!(RoutingProvider::for_canary("istio", &service_target), RoutingProvider::GatewayApi);
+    assert_eq!(
+        metrics_provider_name("istio", &service_target),
+        "gatewayapi:v1:service"
+    );
+    assert_eq!(
+        RoutingProvider::for_canary("istio", &service_target),
+        RoutingProvider::GatewayApi
+    );
 }
 
 #[test]

@@ -40,7 +40,10 @@ impl PrometheusProvider {
     /// [`Error::InvalidHeader`] for a header that cannot be sent, [`Error::Client`] when
     /// TLS cannot be set up.
     pub fn new(settings: ProviderSettings) -> Result<Self> {
-        let invalid = || Error::InvalidAddress { provider: "prometheus".into(), address: settings.address.clone() };
+        let invalid = || Error::InvalidAddress {
+            provider: "prometheus".into(),
+            address: settings.address.clone(),
+        };
         let mut query_url = Url::parse(&settings.address).map_err(|_| invalid())?;
         if !matches!(query_url.scheme(), "http" | "https") || query_url.host_str().is_none() {
             return Err(invalid());
@@ -56,7 +59,10 @@ impl PrometheusProvider {
             .connect_timeout(settings.timeout)
             .danger_accept_invalid_certs(settings.insecure_skip_verify)
             .build()
-            .map_err(|source| Error::Client { address: settings.address.clone(), source })?;
+            .map_err(|source| Error::Client {
+                address: settings.address.clone(),
+                source,
+            })?;
         Ok(Self {
             client,
             query_url,
@@ -86,10 +92,16 @@ impl PrometheusProvider {
         };
         let request = match &self.credentials {
             Credentials::None => request,
-            Credentials::Basic { username, password } => request.basic_auth(username, Some(password)),
+            Credentials::Basic { username, password } => {
+                request.basic_auth(username, Some(password))
+            }
             Credentials::Bearer { token } => request.bearer_auth(token),
         };
-        let response = request.headers(self.headers.clone()).send().await.map_err(|e| self.transport_error(e))?;
+        let response = request
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| self.transport_error(e))?;
         Ok((status, body))
@@ -97,7 +109,10 @@ impl PrometheusProvider {
 
     fn transport_error(&self, source: reqwest::Error) -> Error {
         if source.is_timeout() {
-            return Error::Timeout { address: self.address.clone(), timeout: self.timeout };
+            return Error::Timeout {
+                address: self.address.clone(),
+                timeout: self.timeout,
+            };
         }
         let mut detail = source.to_string();
         let mut cause = source.source();
@@ -105,7 +120,11 @@ impl PrometheusProvider {
             detail = inner.to_string();
             cause = inner.source();
         }
-        Error::Unreachable { address: self.address.clone(), detail, source }
+        Error::Unreachable {
+            address: self.address.clone(),
+            detail,
+            source,
+        }
     }
 }
 
@@ -130,27 +149,40 @@ fn header_map(settings: &ProviderSettings) -> Result<HeaderMap> {
         let invalid = || Error::InvalidHeader { name: name.clone() };
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
         for value in values {
-            map.append(header.clone(), HeaderValue::from_str(value).map_err(|_| invalid())?);
+            map.append(
+                header.clone(),
+                HeaderValue::from_str(value).map_err(|_| invalid())?,
+            );
         }
     }
     Ok(map)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 mod tests {
     use super::*;
 
     #[test]
     fn a_path_prefix_in_the_address_is_kept() {
-        let provider = PrometheusProvider::new(ProviderSettings::new("http://thanos.monitoring:9090/prom/?x=1")).unwrap();
-        assert_eq!(provider.query_url().as_str(), "http://thanos.monitoring:9090/prom/api/v1/query");
+        let provider = PrometheusProvider::new(ProviderSettings::new(
+            "http://thanos.monitoring:9090/prom/?x=1",
+        ))
+        .unwrap();
+        assert_eq!(
+            provider.query_url().as_str(),
+            "http://thanos.monitoring:9090/prom/api/v1/query"
+        );
     }
 
     #[test]
     fn an_address_that_is_not_an_http_url_is_refused() {
         for address in ["", "prometheus:9090", "ftp://prometheus:9090", "not a url"] {
             let err = PrometheusProvider::new(ProviderSettings::new(address)).unwrap_err();
-            assert!(matches!(err, Error::InvalidAddress { .. }), "{address}: {err}");
+            assert!(
+                matches!(err, Error::InvalidAddress { .. }),
+                "{address}: {err}"
+            );
         }
     }
 
@@ -159,6 +191,9 @@ mod tests {
         let mut settings = ProviderSettings::new("http://prometheus:9090");
         settings.headers.insert("X-Bad".into(), vec!["a\nb".into()]);
         let err = PrometheusProvider::new(settings).unwrap_err();
-        assert_eq!(err.to_string(), r#"provider header "X-Bad" is not a valid HTTP header"#);
+        assert_eq!(
+            err.to_string(),
+            r#"provider header "X-Bad" is not a valid HTTP header"#
+        );
     }
 }

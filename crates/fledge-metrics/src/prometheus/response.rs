@@ -35,13 +35,21 @@ struct VectorSample {
 /// Turns an HTTP status and body into the outcome of the query.
 pub(super) fn interpret(address: &str, status: u16, body: &str) -> Result<QueryOutcome> {
     if status == 401 || status == 403 {
-        return Err(Error::Unauthorized { address: address.to_owned(), status, body: quote(body) });
+        return Err(Error::Unauthorized {
+            address: address.to_owned(),
+            status,
+            body: quote(body),
+        });
     }
     let parsed: Result<ApiResponse, _> = serde_json::from_str(body);
     let response = match parsed {
         Ok(response) => response,
         Err(_) if status >= 400 => {
-            return Err(Error::Http { address: address.to_owned(), status, body: quote(body) });
+            return Err(Error::Http {
+                address: address.to_owned(),
+                status,
+                body: quote(body),
+            });
         }
         Err(err) => return Err(malformed(address, &format!("not JSON ({err})"), body)),
     };
@@ -62,7 +70,9 @@ pub(super) fn interpret(address: &str, status: u16, body: &str) -> Result<QueryO
             match samples.as_slice() {
                 [] => Ok(QueryOutcome::NoValues),
                 [sample] => parse_sample(address, &sample.value.1, body),
-                several => Err(Error::MultipleSeries { count: several.len() }),
+                several => Err(Error::MultipleSeries {
+                    count: several.len(),
+                }),
             }
         }
         "scalar" => {
@@ -70,18 +80,26 @@ pub(super) fn interpret(address: &str, status: u16, body: &str) -> Result<QueryO
                 .map_err(|err| malformed(address, &format!("scalar ({err})"), body))?;
             parse_sample(address, &value, body)
         }
-        other => Err(Error::UnsupportedResultType { result_type: other.to_owned() }),
+        other => Err(Error::UnsupportedResultType {
+            result_type: other.to_owned(),
+        }),
     }
 }
 
 /// Prometheus writes samples as Go formats floats: `97`, `0.5`, `NaN`, `+Inf`, `-Inf`.
 fn parse_sample(address: &str, text: &str, body: &str) -> Result<QueryOutcome> {
-    let value: f64 = text.parse().map_err(|_| malformed(address, &format!("sample {text:?} is not a number"), body))?;
+    let value: f64 = text
+        .parse()
+        .map_err(|_| malformed(address, &format!("sample {text:?} is not a number"), body))?;
     Ok(QueryOutcome::from_sample(value))
 }
 
 fn malformed(address: &str, reason: &str, body: &str) -> Error {
-    Error::MalformedResponse { address: address.to_owned(), reason: reason.to_owned(), body: quote(body) }
+    Error::MalformedResponse {
+        address: address.to_owned(),
+        reason: reason.to_owned(),
+        body: quote(body),
+    }
 }
 
 fn quote(body: &str) -> String {
@@ -93,45 +111,72 @@ fn quote(body: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 mod tests {
     use super::*;
 
     const ADDRESS: &str = "http://prometheus:9090";
 
     fn vector(values: &[&str]) -> String {
-        let samples: Vec<String> =
-            values.iter().map(|v| format!(r#"{{"metric":{{}},"value":[1700000000.123,"{v}"]}}"#)).collect();
-        format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#, samples.join(","))
+        let samples: Vec<String> = values
+            .iter()
+            .map(|v| format!(r#"{{"metric":{{}},"value":[1700000000.123,"{v}"]}}"#))
+            .collect();
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+            samples.join(",")
+        )
     }
 
     #[test]
     fn one_sample_is_its_value() {
-        assert_eq!(interpret(ADDRESS, 200, &vector(&["97"])).unwrap(), QueryOutcome::Value(97.0));
-        assert_eq!(interpret(ADDRESS, 200, &vector(&["+Inf"])).unwrap(), QueryOutcome::Value(f64::INFINITY));
+        assert_eq!(
+            interpret(ADDRESS, 200, &vector(&["97"])).unwrap(),
+            QueryOutcome::Value(97.0)
+        );
+        assert_eq!(
+            interpret(ADDRESS, 200, &vector(&["+Inf"])).unwrap(),
+            QueryOutcome::Value(f64::INFINITY)
+        );
     }
 
     #[test]
     fn an_empty_vector_and_nan_are_no_values() {
-        assert_eq!(interpret(ADDRESS, 200, &vector(&[])).unwrap(), QueryOutcome::NoValues);
-        assert_eq!(interpret(ADDRESS, 200, &vector(&["NaN"])).unwrap(), QueryOutcome::NoValues);
+        assert_eq!(
+            interpret(ADDRESS, 200, &vector(&[])).unwrap(),
+            QueryOutcome::NoValues
+        );
+        assert_eq!(
+            interpret(ADDRESS, 200, &vector(&["NaN"])).unwrap(),
+            QueryOutcome::NoValues
+        );
     }
 
     #[test]
     fn several_series_are_an_error_naming_the_count() {
         let err = interpret(ADDRESS, 200, &vector(&["1", "2", "3"])).unwrap_err();
-        assert_eq!(err.to_string(), "query returned 3 series, expected one: aggregate it (for example with sum())");
+        assert_eq!(
+            err.to_string(),
+            "query returned 3 series, expected one: aggregate it (for example with sum())"
+        );
     }
 
     #[test]
     fn a_scalar_is_its_value() {
-        let body = r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"42.5"]}}"#;
-        assert_eq!(interpret(ADDRESS, 200, body).unwrap(), QueryOutcome::Value(42.5));
+        let body =
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"42.5"]}}"#;
+        assert_eq!(
+            interpret(ADDRESS, 200, body).unwrap(),
+            QueryOutcome::Value(42.5)
+        );
     }
 
     #[test]
     fn a_range_vector_has_no_single_value() {
         let body = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        assert!(matches!(interpret(ADDRESS, 200, body), Err(Error::UnsupportedResultType { result_type }) if result_type == "matrix"));
+        assert!(
+            matches!(interpret(ADDRESS, 200, body), Err(Error::UnsupportedResultType { result_type }) if result_type == "matrix")
+        );
     }
 
     #[test]
@@ -147,9 +192,15 @@ mod tests {
     #[test]
     fn a_proxy_error_page_is_an_http_error_with_its_body() {
         let err = interpret(ADDRESS, 502, "<html>Bad Gateway</html>\n").unwrap_err();
-        assert_eq!(err.to_string(), "error response from http://prometheus:9090: status 502: <html>Bad Gateway</html>");
+        assert_eq!(
+            err.to_string(),
+            "error response from http://prometheus:9090: status 502: <html>Bad Gateway</html>"
+        );
         let err = interpret(ADDRESS, 401, "Unauthorized\n").unwrap_err();
-        assert_eq!(err.to_string(), "http://prometheus:9090 rejected the credentials: status 401: Unauthorized");
+        assert_eq!(
+            err.to_string(),
+            "http://prometheus:9090 rejected the credentials: status 401: Unauthorized"
+        );
     }
 
     #[test]

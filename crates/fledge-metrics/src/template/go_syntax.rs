@@ -15,12 +15,16 @@ pub(super) fn to_handlebars(template: &str) -> std::borrow::Cow<'_, str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 mod tests {
     use super::to_handlebars;
 
     #[test]
     fn trims_and_comments_are_translated_and_nothing_else() {
-        assert_eq!(to_handlebars("a {{- namespace -}} b"), "a {{~ namespace ~}} b");
+        assert_eq!(
+            to_handlebars("a {{- namespace -}} b"),
+            "a {{~ namespace ~}} b"
+        );
         assert_eq!(to_handlebars("{{/* note */}}x"), "{{!-- note --}}x");
         let promql = r#"sum(rate(x{a=~"b-c"}[{{ interval }}])) - 1"#;
         assert_eq!(to_handlebars(promql), promql);

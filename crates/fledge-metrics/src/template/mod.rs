@@ -43,12 +43,16 @@ static RENDERER: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
 /// or a `variables.NAME` missing from `templateVariables`); [`Error::InvalidTemplate`] for
 /// broken syntax.
 pub fn render_query(template: &str, model: &MetricTemplateModel) -> Result<String> {
-    RENDERER.render_template(&go_syntax::to_handlebars(template), model).map_err(|err| match err.reason() {
-        RenderErrorReason::MissingVariable(name) => {
-            Error::MissingTemplateVariable { name: name.clone().unwrap_or_else(|| "?".into()) }
-        }
-        reason => Error::InvalidTemplate { reason: render_error_text(&err, reason) },
-    })
+    RENDERER
+        .render_template(&go_syntax::to_handlebars(template), model)
+        .map_err(|err| match err.reason() {
+            RenderErrorReason::MissingVariable(name) => Error::MissingTemplateVariable {
+                name: name.clone().unwrap_or_else(|| "?".into()),
+            },
+            reason => Error::InvalidTemplate {
+                reason: render_error_text(&err, reason),
+            },
+        })
 }
 
 fn render_error_text(err: &handlebars::RenderError, reason: &RenderErrorReason) -> String {
@@ -59,6 +63,7 @@ fn render_error_text(err: &handlebars::RenderError, reason: &RenderErrorReason) 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
@@ -83,24 +88,36 @@ mod tests {
             &podinfo(),
         )
         .unwrap();
-        assert_eq!(query, r#"podinfo|test|podinfo|podinfo-svc|podinfo-ingress|podinfo-route|1m|inbound|x!~"5.*",y=~"a|b"&<>"#);
+        assert_eq!(
+            query,
+            r#"podinfo|test|podinfo|podinfo-svc|podinfo-ingress|podinfo-route|1m|inbound|x!~"5.*",y=~"a|b"&<>"#
+        );
     }
 
     #[test]
     fn a_missing_template_variable_is_an_error_naming_it() {
-        let err = render_query(r#"x{direction="{{ variables.direction }}",dc="{{ variables.datacenter }}"}"#, &podinfo())
-            .unwrap_err();
+        let err = render_query(
+            r#"x{direction="{{ variables.direction }}",dc="{{ variables.datacenter }}"}"#,
+            &podinfo(),
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, Error::MissingTemplateVariable { name } if name == "variables.datacenter"),
             "{err:?}"
         );
-        assert!(err.to_string().contains("\"variables.datacenter\""), "{err}");
+        assert!(
+            err.to_string().contains("\"variables.datacenter\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_misspelt_field_is_an_error_naming_it() {
         let err = render_query("x{ns=\"{{ namespcae }}\"}", &podinfo()).unwrap_err();
-        assert!(matches!(&err, Error::MissingTemplateVariable { name } if name == "namespcae"), "{err:?}");
+        assert!(
+            matches!(&err, Error::MissingTemplateVariable { name } if name == "namespcae"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -116,17 +133,26 @@ mod tests {
             &podinfo(),
         )
         .unwrap();
-        assert_eq!(query, r#"route=~"kube(ew)?_test__podinfo-ingress_canary__.*__podinfo-svc_canary(_[0-9]+)?""#);
+        assert_eq!(
+            query,
+            r#"route=~"kube(ew)?_test__podinfo-ingress_canary__.*__podinfo-svc_canary(_[0-9]+)?""#
+        );
     }
 
     #[test]
     fn go_printf_with_an_unknown_variable_names_it() {
         let err = render_query(r#"{{ printf "%s" ingres }}"#, &podinfo()).unwrap_err();
-        assert!(matches!(&err, Error::MissingTemplateVariable { name } if name == "ingres"), "{err:?}");
+        assert!(
+            matches!(&err, Error::MissingTemplateVariable { name } if name == "ingres"),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn go_whitespace_trimming_is_understood() {
-        assert_eq!(render_query("a   {{- namespace -}}   b", &podinfo()).unwrap(), "atestb");
+        assert_eq!(
+            render_query("a   {{- namespace -}}   b", &podinfo()).unwrap(),
+            "atestb"
+        );
     }
 }

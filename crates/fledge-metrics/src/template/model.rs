@@ -37,7 +37,9 @@ impl MetricTemplateModel {
         let spec = &canary.spec;
         let target = spec.target_ref.name.clone();
         let or_target = |name: Option<&String>| {
-            name.filter(|name| !name.is_empty()).cloned().unwrap_or_else(|| target.clone())
+            name.filter(|name| !name.is_empty())
+                .cloned()
+                .unwrap_or_else(|| target.clone())
         };
         Self {
             name: canary.metadata.name.clone().unwrap_or_default(),
@@ -45,10 +47,10 @@ impl MetricTemplateModel {
             service: or_target(spec.service.name.as_ref()),
             ingress: or_target(spec.ingress_ref.as_ref().map(|r| &r.name)),
             route: or_target(spec.route_ref.as_ref().map(|r| &r.name)),
-            interval: metric
-                .interval
-                .as_ref()
-                .map_or_else(|| DEFAULT_METRIC_INTERVAL.to_owned(), |interval| interval.as_str().to_owned()),
+            interval: metric.interval.as_ref().map_or_else(
+                || DEFAULT_METRIC_INTERVAL.to_owned(),
+                |interval| interval.as_str().to_owned(),
+            ),
             variables: metric.template_variables.clone(),
             target,
         }

@@ -20,14 +20,22 @@ impl Series {
     pub fn counter(name: &str, labels: &[(&str, &str)], per_scrape: f64) -> Self {
         Self {
             name: name.to_owned(),
-            labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             per_scrape,
         }
     }
 
     /// A histogram: `{name}_bucket` per `(le, count in that bucket alone)`, plus `+Inf`,
     /// `{name}_count` and `{name}_sum` (growing by `sum_per_scrape`).
-    pub fn histogram(name: &str, labels: &[(&str, &str)], buckets: &[(&str, f64)], sum_per_scrape: f64) -> Vec<Self> {
+    pub fn histogram(
+        name: &str,
+        labels: &[(&str, &str)],
+        buckets: &[(&str, f64)],
+        sum_per_scrape: f64,
+    ) -> Vec<Self> {
         let mut series = Vec::with_capacity(buckets.len() + 3);
         let mut cumulative = 0.0;
         for (le, count) in buckets {
@@ -36,7 +44,11 @@ impl Series {
         }
         series.push(Self::bucket(name, labels, "+Inf", cumulative));
         series.push(Self::counter(&format!("{name}_count"), labels, cumulative));
-        series.push(Self::counter(&format!("{name}_sum"), labels, sum_per_scrape));
+        series.push(Self::counter(
+            &format!("{name}_sum"),
+            labels,
+            sum_per_scrape,
+        ));
         series
     }
 
@@ -97,7 +109,12 @@ impl SeriesExporter {
                 }
             })
         };
-        Ok(Self { address, scrapes, stop, thread: Some(thread) })
+        Ok(Self {
+            address,
+            scrapes,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// `127.0.0.1:PORT`, the scrape target.

@@ -53,7 +53,9 @@ impl LocalPrometheusBuilder {
     /// does not become ready within 30 seconds (the message holds its log).
     pub fn start(self) -> io::Result<LocalPrometheus> {
         let binary = find_binary()?;
-        let dir = tempfile::Builder::new().prefix("fledge-prometheus-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("fledge-prometheus-")
+            .tempdir()?;
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, self.scrape_config())?;
         let port = free_port()?;
@@ -82,7 +84,13 @@ impl LocalPrometheusBuilder {
             .spawn()?;
         let stdin = child.stdin.take();
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let prometheus = LocalPrometheus { child, stdin, address: format!("{scheme}://127.0.0.1:{port}"), log, dir };
+        let prometheus = LocalPrometheus {
+            child,
+            stdin,
+            address: format!("{scheme}://127.0.0.1:{port}"),
+            log,
+            dir,
+        };
         prometheus.wait_ready()?;
         Ok(prometheus)
     }
@@ -168,7 +176,11 @@ impl LocalPrometheus {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(io::Error::other(format!("prometheus did not become ready at {}; its log:\n{}", self.address, self.log())))
+        Err(io::Error::other(format!(
+            "prometheus did not become ready at {}; its log:\n{}",
+            self.address,
+            self.log()
+        )))
     }
 }
 
@@ -194,7 +206,10 @@ fn find_binary() -> io::Result<PathBuf> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(io::Error::new(io::ErrorKind::NotFound, format!("{PROMETHEUS_ENV}={} is not a file", path.display())))
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{PROMETHEUS_ENV}={} is not a file", path.display()),
+            ))
         };
     }
     std::env::var_os("PATH")

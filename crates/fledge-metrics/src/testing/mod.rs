@@ -20,7 +20,11 @@ use crate::{MetricProvider, QueryOutcome, Result};
 /// # Errors
 /// The last error if the query never succeeded; a query that keeps answering *no values*
 /// ends with `Ok(QueryOutcome::NoValues)`.
-pub async fn wait_for_value(provider: &dyn MetricProvider, query: &str, timeout: Duration) -> Result<QueryOutcome> {
+pub async fn wait_for_value(
+    provider: &dyn MetricProvider,
+    query: &str,
+    timeout: Duration,
+) -> Result<QueryOutcome> {
     let deadline = Instant::now() + timeout;
     loop {
         let outcome = provider.query(query).await;
