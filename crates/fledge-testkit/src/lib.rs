@@ -18,19 +18,23 @@
 
 pub mod binaries;
 mod cluster;
+pub mod cluster_sim;
 pub mod crds;
 mod error;
 pub mod manifests;
 mod namespace;
 pub mod pki;
 pub mod process;
+mod prometheus;
 pub mod stale;
 
 pub use binaries::Tool;
 pub use cluster::{LocalCluster, client_from_kubeconfig};
+pub use cluster_sim::{ClusterSim, ClusterSimConfig};
 pub use crds::MeshCrdSource;
 pub use error::{Error, Result};
 pub use namespace::TempNamespace;
+pub use prometheus::{LocalPrometheus, Sample};
 
 impl LocalCluster {
     /// Installs Fledge's CRDs (canaries, metrictemplates, alertproviders).
