@@ -115,7 +115,7 @@ async fn a_server_that_is_down_is_an_error_not_a_hang() {
     );
     match &err {
         Error::Unreachable { detail, .. } => {
-            assert!(detail.to_lowercase().contains("refused"), "{detail}")
+            assert!(detail.to_lowercase().contains("refused"), "{detail}");
         }
         other => panic!("expected connection refused, got {other:?}"),
     }

@@ -48,7 +48,7 @@ fn format_go(format: &str, args: &[String]) -> Result<String, String> {
         match chars.next() {
             Some('%') => out.push('%'),
             Some('s' | 'v' | 'd') => {
-                out.push_str(args.next().ok_or("printf: more verbs than arguments")?)
+                out.push_str(args.next().ok_or("printf: more verbs than arguments")?);
             }
             Some(verb) => return Err(format!("printf: verb %{verb} is not supported (use %s)")),
             None => return Err("printf: format ends with %".into()),
