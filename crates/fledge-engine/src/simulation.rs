@@ -23,7 +23,8 @@ pub trait CheckSource {
     fn webhook(&mut self, name: &str, hook_type: HookType, tick: u32) -> WebhookOutcome;
 }
 
-/// Every metric reads `value`, every webhook passes.
+/// Every check lets the rollout go on: every metric reads `value`, every webhook answers 2xx
+/// except rollback hooks, which do not ask for a rollback.
 #[derive(Clone, Copy, Debug)]
 pub struct AllPassing {
     /// The value every metric returns.
@@ -35,8 +36,12 @@ impl CheckSource for AllPassing {
         MetricResult::Value(self.value)
     }
 
-    fn webhook(&mut self, _name: &str, _hook_type: HookType, _tick: u32) -> WebhookOutcome {
-        WebhookOutcome::Passed
+    fn webhook(&mut self, _name: &str, hook_type: HookType, _tick: u32) -> WebhookOutcome {
+        if hook_type == HookType::Rollback {
+            WebhookOutcome::Failed("no rollback requested".to_owned())
+        } else {
+            WebhookOutcome::Passed
+        }
     }
 }
 

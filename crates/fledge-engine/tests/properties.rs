@@ -1,0 +1,426 @@
+//! The engine's invariants, checked on random canaries against random worlds.
+
+mod common;
+
+use fledge_api::canary::HookType;
+use fledge_api::strategy::Strategy as Release;
+use fledge_api::{Canary, CanaryPhase, CanaryStatus};
+use fledge_engine::simulation::{AllPassing, CheckSource, Cluster, Simulation, Timing};
+use fledge_engine::{
+    Action, MetricResult, Observation, Plan, Rollout, Timestamp, WebhookOutcome, advance,
+};
+use proptest::prelude::*;
+
+/// A release strategy with its settings.
+#[derive(Clone, Debug)]
+enum Shape {
+    Canary { step: u32, max: u32, mirror: bool },
+    StepWeights(Vec<u32>),
+    AbTesting { iterations: u32 },
+    BlueGreen { iterations: u32, mirror: bool },
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    shape: Shape,
+    threshold: u32,
+    promotion_step: Option<u32>,
+    gates: bool,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        (1u32..=60, 1u32..=100, any::<bool>()).prop_map(|(step, max, mirror)| Shape::Canary {
+            step,
+            max,
+            mirror
+        }),
+        proptest::collection::btree_set(1u32..=100, 1..6)
+            .prop_map(|set| Shape::StepWeights(set.into_iter().collect())),
+        (1u32..=8).prop_map(|iterations| Shape::AbTesting { iterations }),
+        (1u32..=8, any::<bool>())
+            .prop_map(|(iterations, mirror)| Shape::BlueGreen { iterations, mirror }),
+    ]
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        shape(),
+        1u32..=5,
+        proptest::option::of(1u32..=60),
+        any::<bool>(),
+    )
+        .prop_map(|(shape, threshold, promotion_step, gates)| Case {
+            shape,
+            threshold,
+            promotion_step,
+            gates,
+        })
+}
+
+impl Case {
+    fn canary(&self) -> Canary {
+        let traffic = match &self.shape {
+            Shape::Canary { step, max, mirror } => {
+                format!("stepWeight: {step}\n    maxWeight: {max}\n    mirror: {mirror}")
+            }
+            Shape::StepWeights(weights) => format!("stepWeights: {weights:?}"),
+            Shape::AbTesting { iterations } => {
+                format!(
+                    "iterations: {iterations}\n    match: [{{headers: {{x-canary: {{exact: insider}}}}}}]"
+                )
+            }
+            Shape::BlueGreen { iterations, mirror } => {
+                format!("iterations: {iterations}\n    mirror: {mirror}")
+            }
+        };
+        let promotion = self
+            .promotion_step
+            .map(|s| format!("\n    stepWeightPromotion: {s}"))
+            .unwrap_or_default();
+        let gates = if self.gates {
+            "\n      - {name: traffic-gate, type: confirm-traffic-increase, url: http://gate/}\n      - {name: promotion-gate, type: confirm-promotion, url: http://gate/}\n      - {name: rollback-gate, type: rollback, url: http://gate/}"
+        } else {
+            ""
+        };
+        common::canary(&format!(
+            r"apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {{name: podinfo, namespace: test}}
+spec:
+  provider: istio
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}
+  service: {{port: 9898}}
+  analysis:
+    interval: 30s
+    threshold: {threshold}
+    {traffic}{promotion}
+    metrics:
+      - {{name: request-success-rate, thresholdRange: {{min: 99}}, interval: 1m}}
+      - {{name: request-duration, thresholdRange: {{max: 500}}, interval: 1m}}
+    webhooks:
+      - {{name: smoke, type: pre-rollout, url: http://tester/}}
+      - {{name: load-test, type: rollout, url: http://tester/}}{gates}
+",
+            threshold = self.threshold,
+        ))
+    }
+
+    /// Ticks from the new revision to Succeeded with every check passing: the detection, the
+    /// analysis steps, the promotion (copy), the traffic shift back, the finalisation.
+    fn ticks_to_success(&self) -> u32 {
+        let (steps, weight_at_promotion) = match &self.shape {
+            Shape::Canary { step, max, mirror } => (max.div_ceil(*step) + u32::from(*mirror), *max),
+            Shape::StepWeights(weights) => (weights.len() as u32, *weights.last().unwrap_or(&100)),
+            Shape::AbTesting { iterations } => (*iterations, 100),
+            Shape::BlueGreen { iterations, .. } => (iterations + 1, 100),
+        };
+        let shift = self
+            .promotion_step
+            .map_or(1, |step| weight_at_promotion.div_ceil(step));
+        1 + steps + 1 + shift + 1
+    }
+}
+
+/// Checks that fail at random but reproducibly.
+struct Flaky {
+    seed: u64,
+    failure_percent: u64,
+}
+
+impl Flaky {
+    fn roll(&self, name: &str, tick: u32) -> u64 {
+        let mut hash = self.seed ^ 0xcbf2_9ce4_8422_2325;
+        for byte in name.bytes().chain(tick.to_le_bytes()) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash % 100
+    }
+}
+
+impl CheckSource for Flaky {
+    fn metric(&mut self, name: &str, tick: u32) -> MetricResult {
+        match self.roll(name, tick) {
+            r if r < self.failure_percent / 2 => MetricResult::NoData,
+            r if r < self.failure_percent => MetricResult::Value(if name == "request-duration" {
+                900.0
+            } else {
+                50.0
+            }),
+            _ => MetricResult::Value(100.0),
+        }
+    }
+
+    fn webhook(&mut self, name: &str, hook_type: HookType, tick: u32) -> WebhookOutcome {
+        let fails = self.roll(name, tick) < self.failure_percent;
+        // The rollback gate signals rarely: it answers 2xx only on a failure roll below 3.
+        let passes = if hook_type == HookType::Rollback {
+            self.roll(name, tick) < 3
+        } else {
+            !fails
+        };
+        if passes {
+            WebhookOutcome::Passed
+        } else {
+            WebhookOutcome::Failed("no".into())
+        }
+    }
+}
+
+fn start() -> Timestamp {
+    Timestamp::from_second(1_700_000_000).expect("a valid time")
+}
+
+fn observe(
+    rollout: &Rollout,
+    status: &CanaryStatus,
+    cluster: &Cluster,
+    tick: u32,
+    now: Timestamp,
+    checks: &mut dyn CheckSource,
+) -> Observation {
+    let world = cluster.world(tick);
+    let request = rollout.needs(status, &world, now);
+    let mut observation = Observation::of(world);
+    for name in request.metrics {
+        let result = checks.metric(&name, tick);
+        observation.metrics.insert(name, result);
+    }
+    for hook in request.webhooks {
+        let outcome = checks.webhook(&hook.name, hook.hook_type, tick);
+        observation.webhooks.insert(hook.name, outcome);
+    }
+    observation
+}
+
+fn passing(observation: &Observation) -> bool {
+    observation
+        .metrics
+        .iter()
+        .all(|(name, result)| match result {
+            MetricResult::Value(v) if name == "request-duration" => *v <= 500.0,
+            MetricResult::Value(v) => *v >= 99.0,
+            _ => false,
+        })
+}
+
+/// Drives `case` for `ticks` ticks, checking every plan and every action as it is carried out.
+fn check_invariants(
+    case: &Case,
+    timing: Timing,
+    checks: &mut dyn CheckSource,
+    ticks: u32,
+    new_revision_at: Option<u32>,
+) {
+    let canary = case.canary();
+    let rollout = Rollout::new(&canary, Some("istio")).expect("a plannable canary");
+    let max_weight = rollout.settings().max_weight;
+    let mut cluster = Cluster::new("v1", 2, timing);
+    let mut status = CanaryStatus::default();
+    let mut now = start();
+    for tick in 0..ticks {
+        if tick == 2 || Some(tick) == new_revision_at {
+            cluster.deploy(&format!("v{}", tick + 2), tick, now);
+        }
+        let observation = observe(&rollout, &status, &cluster, tick, now, checks);
+        let plan = rollout
+            .plan(&status, &observation, now)
+            .expect("every needed check was observed");
+        assert_eq!(
+            Ok(&plan),
+            rollout.plan(&status, &observation, now).as_ref(),
+            "the same inputs give the same plan"
+        );
+        check_plan(&rollout, &status, &observation, &plan, max_weight);
+        for action in &plan.actions {
+            if matches!(action, Action::ScaleCanaryToZero) {
+                assert_eq!(
+                    cluster.routes.canary, 0,
+                    "the canary is scaled down only once it gets no traffic: {plan:?}"
+                );
+            }
+            cluster.apply(action, tick, now);
+            assert!(
+                cluster
+                    .world(tick)
+                    .primary
+                    .is_none_or(|p| p.desired_replicas > 0),
+                "the primary is never scaled to zero"
+            );
+        }
+        status = plan.status;
+        now = advance(now, plan.requeue_after);
+    }
+}
+
+fn check_plan(
+    rollout: &Rollout,
+    before: &CanaryStatus,
+    observation: &Observation,
+    plan: &Plan,
+    max_weight: u32,
+) {
+    for action in &plan.actions {
+        if let Action::SetRoutes(target) = action {
+            assert_eq!(
+                target.primary + target.canary,
+                100,
+                "weights sum to 100: {target:?}"
+            );
+            assert!(target.canary <= 100 && target.primary <= 100);
+            if rollout.strategy() == Release::Canary {
+                assert!(
+                    target.canary <= max_weight,
+                    "canary weight {} above maxWeight {max_weight}",
+                    target.canary
+                );
+            }
+        }
+    }
+    let analysing = matches!(
+        before.phase,
+        CanaryPhase::Progressing | CanaryPhase::WaitingPromotion
+    );
+    let world = &observation.world;
+    let workloads_ready = world.canary.available_replicas >= world.canary.desired_replicas
+        && world
+            .primary
+            .as_ref()
+            .is_some_and(|p| p.available_replicas >= p.desired_replicas);
+    let same_revision =
+        before.last_applied_spec.as_deref() == Some(world.revision.spec_hash.as_str());
+    if analysing
+        && workloads_ready
+        && same_revision
+        && u32::try_from(before.failed_checks).unwrap_or(0) >= rollout.settings().threshold
+    {
+        assert_eq!(
+            plan.status.phase,
+            CanaryPhase::Failed,
+            "failedChecks >= threshold rolls back in that tick"
+        );
+        let routes_first = plan
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::SetRoutes(t) if t.canary == 0));
+        let scale_down = plan
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::ScaleCanaryToZero));
+        assert!(
+            routes_first < scale_down,
+            "routes go to the primary before the canary is scaled down"
+        );
+    }
+    if plan.actions.contains(&Action::PromotePrimary) {
+        assert!(
+            passing(observation),
+            "promotion only in a tick whose analysis passed"
+        );
+        let gates_open = observation
+            .webhooks
+            .iter()
+            .filter(|(name, _)| name.as_str() == "promotion-gate")
+            .all(|(_, outcome)| outcome.passed());
+        assert!(
+            gates_open,
+            "promotion only once every confirm-promotion gate opened"
+        );
+        match rollout.strategy() {
+            Release::Canary => assert!(
+                world.routes.canary >= rollout.settings().max_weight,
+                "every step passed"
+            ),
+            Release::AbTesting => assert!(before.iterations as u32 >= rollout.iterations()),
+            Release::BlueGreen | Release::BlueGreenMirroring => {
+                assert!(before.iterations as u32 > rollout.iterations());
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn invariants_hold_against_flaky_checks_and_slow_workloads(
+        case in case(),
+        seed in any::<u64>(),
+        failure_percent in 0u64..60,
+        canary_delay in proptest::option::of(0u32..4),
+        primary_delay in 0u32..3,
+        new_revision_at in proptest::option::of(3u32..30),
+    ) {
+        let timing = Timing { canary_ready_after: canary_delay, primary_ready_after: primary_delay };
+        let mut checks = Flaky { seed, failure_percent };
+        check_invariants(&case, timing, &mut checks, 60, new_revision_at);
+    }
+
+    #[test]
+    fn with_every_check_passing_a_rollout_succeeds_in_exactly_flaggers_number_of_ticks(case in case()) {
+        let rollout = Rollout::new(&case.canary(), Some("istio")).expect("a plannable canary");
+        let interval = rollout.interval();
+        let mut checks = AllPassing { value: 100.0 };
+        let mut sim = common::started(&case.canary(), Timing::default(), &mut checks);
+        let began = sim.now;
+        let mut ticks = 0;
+        while sim.status.phase != CanaryPhase::Succeeded {
+            let record = sim.step(&mut checks).expect("every tick plans");
+            ticks += 1;
+            prop_assert!(ticks <= case.ticks_to_success(), "not done after {ticks} ticks: {:?}", record.events);
+        }
+        prop_assert_eq!(ticks, case.ticks_to_success());
+        let elapsed = u64::try_from(sim.now.as_second() - began.as_second()).expect("time runs forward");
+        prop_assert_eq!(elapsed, u64::from(ticks) * interval.as_secs(), "interval × ticks of simulated time");
+    }
+
+    #[test]
+    fn a_crash_after_any_prefix_of_a_plan_converges_to_the_same_end(
+        case in case(),
+        crash_tick in 0u32..20,
+        crash_after in 0usize..6,
+    ) {
+        let canary = case.canary();
+        let mut checks = AllPassing { value: 100.0 };
+        let mut clean = common::started(&canary, Timing::default(), &mut checks);
+        common::run_to_end(&mut clean, &mut checks, 200);
+
+        let mut crashed = common::started(&canary, Timing::default(), &mut checks);
+        for _ in 0..crash_tick {
+            crashed.step(&mut checks).expect("every tick plans");
+        }
+        crashed.step_with_crash(&mut checks, Some(crash_after)).expect("the crashing tick plans");
+        common::run_to_end(&mut crashed, &mut checks, 200);
+
+        prop_assert_eq!(crashed.status.phase, CanaryPhase::Succeeded);
+        prop_assert_eq!(&crashed.cluster.routes, &clean.cluster.routes);
+        prop_assert_eq!(&crashed.cluster.primary_revision, &clean.cluster.primary_revision);
+        prop_assert_eq!(crashed.cluster.canary_running(), clean.cluster.canary_running());
+        prop_assert_eq!(&crashed.status.last_promoted_spec, &clean.status.last_promoted_spec);
+    }
+}
+
+#[test]
+fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
+    let canary = common::canary(
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\nspec:\n  provider: istio\n  progressDeadlineSeconds: 120\n  targetRef: {name: podinfo}\n  service: {port: 80}\n  analysis: {interval: 30s, stepWeight: 10, maxWeight: 50}\n",
+    );
+    let timing = Timing {
+        canary_ready_after: None,
+        primary_ready_after: 0,
+    };
+    let mut checks = AllPassing { value: 100.0 };
+    let mut sim: Simulation = common::started(&canary, timing, &mut checks);
+    let records = common::run_to_end(&mut sim, &mut checks, 50);
+    assert_eq!(sim.status.phase, CanaryPhase::Failed);
+    let last = records.last().expect("ticks ran");
+    assert!(
+        last.events
+            .iter()
+            .any(|e| e.message == "Canary failed! Scaling down podinfo.test")
+    );
+    // Scaled up at the detection tick; not ready for 120s (4 ticks of 30s) plus one more.
+    assert_eq!(records.len(), 1 + 5);
+    assert!(!sim.cluster.canary_running());
+    assert_eq!(sim.cluster.routes, fledge_engine::Routes::ALL_TO_PRIMARY);
+}
