@@ -27,6 +27,7 @@ pub mod pki;
 pub mod process;
 mod prometheus;
 pub mod stale;
+pub mod traffic_sim;
 
 pub use binaries::Tool;
 pub use cluster::{LocalCluster, client_from_kubeconfig};
@@ -35,6 +36,7 @@ pub use crds::MeshCrdSource;
 pub use error::{Error, Result};
 pub use namespace::TempNamespace;
 pub use prometheus::{LocalPrometheus, Sample};
+pub use traffic_sim::{AppCounts, SimApp, TrafficSim, TrafficSimConfig};
 
 impl LocalCluster {
     /// Installs Fledge's CRDs (canaries, metrictemplates, alertproviders).

@@ -1,0 +1,178 @@
+//! TrafficSim on the real API server and a real Prometheus: requests follow the routes in
+//! the cluster, versions behave as their pod templates say, and Prometheus computes the
+//! rates the providers' builtin queries read.
+
+use std::time::{Duration, Instant};
+
+use fledge_testkit::{ClusterSim, ClusterSimConfig, LocalCluster, LocalPrometheus, SimApp, TrafficSim, TrafficSimConfig};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+
+fn deployment(name: &str, env: &str) -> String {
+    format!(
+        r"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{ name: {name} }}
+spec:
+  replicas: 1
+  selector: {{ matchLabels: {{ app: {name} }} }}
+  template:
+    metadata: {{ labels: {{ app: {name} }} }}
+    spec: {{ containers: [{{ name: podinfo, image: podinfo, env: [{env}] }}] }}
+---
+"
+    )
+}
+
+const VIRTUAL_SERVICE: &str = r"
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: { name: podinfo }
+spec:
+  hosts: [podinfo]
+  http:
+  - match: [{ headers: { x-canary: { exact: insider } } }]
+    route: [{ destination: { host: podinfo-canary } }]
+  - route:
+    - { destination: { host: podinfo-primary }, weight: WEIGHT_PRIMARY }
+    - { destination: { host: podinfo-canary }, weight: WEIGHT_CANARY }
+";
+
+fn virtual_service(primary: u32, canary: u32) -> String {
+    VIRTUAL_SERVICE.replace("WEIGHT_PRIMARY", &primary.to_string()).replace("WEIGHT_CANARY", &canary.to_string())
+}
+
+async fn wait_available(cluster: &LocalCluster, namespace: &str, names: &[&str]) {
+    let api: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let start = Instant::now();
+    for name in names {
+        loop {
+            let d = api.get(name).await.expect("deployment");
+            if d.status.and_then(|s| s.available_replicas).unwrap_or(0) > 0 {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{name} not available");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn wait_route_source(sim: &TrafficSim, ns: &str, expected: &str) {
+    let start = Instant::now();
+    loop {
+        sim.refresh().await;
+        if sim.route_source(ns, "podinfo").as_deref() == Some(expected) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "routes read from {:?}", sim.route_source(ns, "podinfo"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_split_follows_the_weights_in_the_cluster() {
+    let cluster = LocalCluster::start().await.expect("local control plane");
+    cluster.install_mesh_crds().await.expect("mesh crds");
+    let ns = cluster.temp_namespace("traffic").await.expect("namespace");
+    let _cluster_sim = ClusterSim::start(cluster.client(), ClusterSimConfig { ready_delay: Duration::from_millis(100), namespace: Some(ns.name().to_owned()) });
+    cluster.apply_yaml(&(deployment("podinfo", "") + &deployment("podinfo-primary", "")), ns.name()).await.expect("deployments");
+    wait_available(&cluster, ns.name(), &["podinfo", "podinfo-primary"]).await;
+
+    let app = SimApp::new(ns.name(), "podinfo").with_rate(0.0).with_header_share(0.1, "x-canary", "insider");
+    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default()).await.expect("traffic sim");
+    assert_eq!(sim.route_source(ns.name(), "podinfo").as_deref(), Some("no routing resource"));
+
+    cluster.apply_yaml(&virtual_service(80, 20), ns.name()).await.expect("virtual service");
+    wait_route_source(&sim, ns.name(), &format!("VirtualService {}/podinfo", ns.name())).await;
+    let before = sim.counts(ns.name(), "podinfo").expect("app");
+    sim.send(ns.name(), "podinfo", 2_000);
+    let after = sim.counts(ns.name(), "podinfo").expect("app");
+    let canary = after.canary - before.canary;
+    let primary = after.primary - before.primary;
+    assert_eq!(canary + primary, 2_000);
+    // 10 % of requests carry the insider header and always reach the canary: expected
+    // canary share = 0.1 + 0.9 × 0.2 = 28 %.
+    let share = canary as f64 / 2_000.0 * 100.0;
+    eprintln!("canary share with 80/20 weights and 10 % insiders: {share:.1} %");
+    assert!((share - 28.0).abs() <= 3.0, "canary share {share:.1} %");
+
+    // Promotion: the router sets 100/0 and the canary gets only the insiders.
+    cluster.apply_yaml(&virtual_service(100, 0), ns.name()).await.expect("virtual service");
+    let start = Instant::now();
+    loop {
+        sim.refresh().await;
+        let before = sim.counts(ns.name(), "podinfo").expect("app");
+        sim.send(ns.name(), "podinfo", 2_000);
+        let after = sim.counts(ns.name(), "podinfo").expect("app");
+        let share = (after.canary - before.canary) as f64 / 2_000.0 * 100.0;
+        if (share - 10.0).abs() <= 3.0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "canary share stays {share:.1} %");
+    }
+}
+
+#[tokio::test]
+async fn prometheus_computes_the_rates_the_builtin_queries_read() {
+    let cluster = LocalCluster::start().await.expect("local control plane");
+    cluster.install_mesh_crds().await.expect("mesh crds");
+    let ns = cluster.temp_namespace("metrics").await.expect("namespace");
+    let _cluster_sim = ClusterSim::start(cluster.client(), ClusterSimConfig { ready_delay: Duration::from_millis(100), namespace: Some(ns.name().to_owned()) });
+    // The canary is a bad version: 30 % of its requests fail, and it is slow.
+    let bad = r#"{ name: FLEDGE_SIM_ERROR_RATE, value: "0.3" }, { name: FLEDGE_SIM_LATENCY_MS, value: "400" }"#;
+    cluster
+        .apply_yaml(&(deployment("podinfo", bad) + &deployment("podinfo-primary", "") + &virtual_service(50, 50)), ns.name())
+        .await
+        .expect("manifests");
+    wait_available(&cluster, ns.name(), &["podinfo", "podinfo-primary"]).await;
+
+    let app = SimApp::new(ns.name(), "podinfo").with_rate(100.0);
+    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default()).await.expect("traffic sim");
+    let prometheus = LocalPrometheus::start(&[sim.metrics_addr()]).await.expect("prometheus");
+    prometheus.wait_for_targets_up(1, Duration::from_secs(15)).await.expect("target up");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let ns = ns.name();
+    // Flagger's builtin Istio request-success-rate query, {{ target }} = podinfo.
+    let success_rate = |workload: &str| {
+        format!(
+            r#"sum(rate(istio_requests_total{{reporter="destination",destination_workload_namespace="{ns}",destination_workload=~"{workload}",response_code!~"5.*"}}[1m]))
+             / sum(rate(istio_requests_total{{reporter="destination",destination_workload_namespace="{ns}",destination_workload=~"{workload}"}}[1m])) * 100"#
+        )
+    };
+    let canary = prometheus.query_value(&success_rate("podinfo")).await.expect("query").expect("a value");
+    let primary = prometheus.query_value(&success_rate("podinfo-primary")).await.expect("query").expect("a value");
+    eprintln!("success rate: canary {canary:.1} %, primary {primary:.1} %");
+    assert!((canary - 70.0).abs() < 8.0, "canary success rate {canary}");
+    assert!((primary - 100.0).abs() < f64::EPSILON, "primary success rate {primary}");
+
+    let rate = prometheus
+        .query_value(&format!(r#"sum(rate(istio_requests_total{{destination_workload_namespace="{ns}",destination_workload="podinfo"}}[5s]))"#))
+        .await
+        .expect("query")
+        .expect("a value");
+    eprintln!("canary request rate: {rate:.1}/s (expected 50)");
+    assert!((rate - 50.0).abs() < 15.0, "canary request rate {rate}");
+
+    // Flagger's request-duration query: p99 of a 400 ms ± 50 % version lands in the 500 ms bucket.
+    let p99 = prometheus
+        .query_value(&format!(
+            r#"histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{reporter="destination",destination_workload_namespace="{ns}",destination_workload=~"podinfo"}}[1m])) by (le))"#
+        ))
+        .await
+        .expect("query")
+        .expect("a value");
+    eprintln!("canary p99 latency: {p99:.0} ms");
+    assert!((250.0..=1000.0).contains(&p99), "p99 {p99}");
+
+    // Linkerd's builtin query reads the same traffic under its own names.
+    let linkerd = prometheus
+        .query_value(&format!(
+            r#"sum(rate(response_total{{namespace="{ns}",deployment=~"podinfo",classification!="failure",direction="inbound"}}[1m])) / sum(rate(response_total{{namespace="{ns}",deployment=~"podinfo",direction="inbound"}}[1m])) * 100"#
+        ))
+        .await
+        .expect("query")
+        .expect("a value");
+    assert!((linkerd - canary).abs() < 1.0, "linkerd {linkerd} vs istio {canary}");
+}
