@@ -71,6 +71,7 @@ pub struct Dispatcher {
 #[derive(Debug)]
 pub struct DispatchWorker {
     handle: JoinHandle<()>,
+    counters: Arc<Counters>,
 }
 
 impl Dispatcher {
@@ -90,9 +91,12 @@ impl Dispatcher {
             Self {
                 queue,
                 capacity,
-                counters,
+                counters: Arc::clone(&counters),
             },
-            DispatchWorker { handle },
+            DispatchWorker {
+                handle,
+                counters: Arc::clone(&counters),
+            },
         )
     }
 
@@ -138,19 +142,27 @@ impl Dispatcher {
 
     /// What has happened to the notifications dispatched so far.
     pub fn stats(&self) -> DispatchStats {
+        self.counters.snapshot()
+    }
+}
+
+impl Counters {
+    fn snapshot(&self) -> DispatchStats {
         DispatchStats {
-            delivered: self.counters.delivered.load(Ordering::Relaxed),
-            failed: self.counters.failed.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
 }
 
 impl DispatchWorker {
-    /// Waits until every [`Dispatcher`] clone is dropped and the queue has drained.
-    pub async fn finish(self) {
+    /// Waits until every [`Dispatcher`] clone is dropped and the queue has drained, and
+    /// answers the final counts.
+    pub async fn finish(self) -> DispatchStats {
         // The worker only ends by draining; a JoinError here is a cancelled runtime.
         let _ = self.handle.await;
+        self.counters.snapshot()
     }
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 use std::error::Error as _;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use fledge_api::canary::AlertSeverity;
@@ -37,7 +38,7 @@ fn full_text(error: &Error) -> String {
     let mut text = format!("{error} / {error:?}");
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(&format!(" / {cause} / {cause:?}"));
+        write!(text, " / {cause} / {cause:?}").expect("writing to a String");
         source = cause.source();
     }
     text
