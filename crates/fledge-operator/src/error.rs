@@ -1,0 +1,156 @@
+//! The one error type of the operator.
+
+/// A `Result` whose error is the operator's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while the operator renders or writes workloads, or reads its
+/// configuration. Every message names the object or flag at fault and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Canary lacks metadata the operator needs (name, namespace or uid).
+    #[error(
+        "canary {name:?}: metadata.{field} is missing; read the Canary from the API server before acting on it"
+    )]
+    CanaryMetadata {
+        /// The Canary's name, as far as known.
+        name: String,
+        /// The missing field (`name`, `namespace`, `uid`).
+        field: &'static str,
+    },
+
+    /// `spec.targetRef.kind` names a kind the workload side does not handle.
+    #[error(
+        "canary {namespace}/{name}: spec.targetRef.kind {kind:?} is not supported here; use Deployment or DaemonSet"
+    )]
+    UnsupportedTarget {
+        /// The Canary's namespace.
+        namespace: String,
+        /// The Canary's name.
+        name: String,
+        /// The kind found.
+        kind: String,
+    },
+
+    /// The target's selector has none of the selector labels.
+    #[error(
+        "{kind} {namespace}/{name}: spec.selector.matchLabels must contain one of {labels:?}; add one (e.g. `app: {name}`) or set -selector-labels"
+    )]
+    SelectorLabel {
+        /// `Deployment` or `DaemonSet`.
+        kind: &'static str,
+        /// The target's namespace.
+        namespace: String,
+        /// The target's name.
+        name: String,
+        /// The selector labels looked for.
+        labels: Vec<String>,
+    },
+
+    /// A DaemonSet target does not use the RollingUpdate strategy.
+    #[error(
+        "DaemonSet {namespace}/{name}: spec.updateStrategy.type must be RollingUpdate, got {strategy:?}"
+    )]
+    DaemonSetStrategy {
+        /// The target's namespace.
+        namespace: String,
+        /// The target's name.
+        name: String,
+        /// The strategy found.
+        strategy: String,
+    },
+
+    /// A ConfigMap or Secret the target requires (not `optional: true`) does not exist.
+    #[error(
+        "{kind} {namespace}/{name} is referenced by the target but does not exist; create it or mark the reference optional"
+    )]
+    MissingConfig {
+        /// `configmap` or `secret`.
+        kind: &'static str,
+        /// Namespace of the target.
+        namespace: String,
+        /// Name of the missing object.
+        name: String,
+    },
+
+    /// The target's autoscaler could not be read as a HorizontalPodAutoscaler.
+    #[error("HorizontalPodAutoscaler {namespace}/{name}: {reason}")]
+    Autoscaler {
+        /// Namespace of the autoscaler.
+        namespace: String,
+        /// Name of the autoscaler.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The API server serves neither `autoscaling/v2` nor `autoscaling/v2beta2`.
+    #[error(
+        "the API server serves neither autoscaling/v2 nor autoscaling/v2beta2 (it serves {served:?}); Kubernetes 1.12 or newer is required for autoscalerRef"
+    )]
+    AutoscalingNotServed {
+        /// The autoscaling versions it serves.
+        served: Vec<String>,
+    },
+
+    /// A request to the API server failed.
+    #[error("{verb} {kind} {namespace}/{name}: {source}")]
+    Kube {
+        /// What was attempted (`apply`, `get`, `patch`).
+        verb: &'static str,
+        /// The kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// An object could not be converted to or from JSON.
+    #[error("{what}: {source}")]
+    Json {
+        /// What was being converted.
+        what: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A command-line flag or environment variable has an unusable value.
+    #[error("{flag}: {reason}")]
+    Config {
+        /// The flag (`-log-level`) and its environment variable.
+        flag: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A [`Error::Kube`] for `verb` on `kind` `namespace/name`.
+    pub(crate) fn kube(
+        verb: &'static str,
+        kind: impl Into<String>,
+        namespace: &str,
+        name: &str,
+        source: kube::Error,
+    ) -> Self {
+        Self::Kube {
+            verb,
+            kind: kind.into(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source: Box::new(source),
+        }
+    }
+
+    /// A [`Error::Json`] about `what`.
+    pub(crate) fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json {
+            what: what.into(),
+            source,
+        }
+    }
+}
