@@ -136,11 +136,17 @@ pub(crate) fn rule_filters(service: &CanaryService) -> Result<Vec<Value>> {
     }
     for mirror in &service.mirror {
         let mut request_mirror = json!({ "backendRef": mirror.backend_ref });
+        if mirror.backend_ref.kind.is_none() {
+            request_mirror["backendRef"]["kind"] = json!("Service");
+        }
         if let Some(percent) = mirror.percent {
             request_mirror["percent"] = json!(percent);
         }
         if let Some(fraction) = &mirror.fraction {
-            request_mirror["fraction"] = json!(fraction);
+            request_mirror["fraction"] = json!({
+                "numerator": fraction.numerator,
+                "denominator": fraction.denominator.unwrap_or(100),
+            });
         }
         filters.push(json!({ "type": "RequestMirror", "requestMirror": request_mirror }));
     }
@@ -164,9 +170,12 @@ pub(crate) fn rule_filters(service: &CanaryService) -> Result<Vec<Value>> {
         if cors.allow_credentials == Some(true) {
             out.insert("allowCredentials".into(), json!(true));
         }
-        if let Some(max_age) = &cors.max_age {
-            out.insert("maxAge".into(), json!(max_age.as_duration().as_secs()));
-        }
+        // Gateway API's default is 5 seconds; written out so re-applying is a no-op.
+        let max_age = cors
+            .max_age
+            .as_ref()
+            .map_or(5, |age| age.as_duration().as_secs());
+        out.insert("maxAge".into(), json!(max_age));
         filters.push(json!({ "type": "CORS", "cors": out }));
     }
     Ok(filters)

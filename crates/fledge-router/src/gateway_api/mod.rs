@@ -40,8 +40,10 @@ impl GatewayApi {
     }
 }
 
+/// A weighted Service backend. The group is left out: it means the core group either way, and
+/// an explicit empty string is read as null by Kubernetes 1.20's server-side apply.
 fn backend(name: &str, weight: u32, port: i32) -> Value {
-    json!({ "group": "", "kind": "Service", "name": name, "port": port, "weight": weight })
+    json!({ "kind": "Service", "name": name, "port": port, "weight": weight })
 }
 
 fn cookie_match(pair: &str) -> Value {
@@ -98,7 +100,7 @@ fn rules(canary: &Canary, routes: Routes) -> Result<Vec<Value>> {
     let iterations = analysis.and_then(|a| a.iterations).unwrap_or(0);
     if routes.mirrored && iterations > 0 {
         let mut mirror = json!({
-            "backendRef": { "group": "", "kind": "Service", "name": names.canary, "port": service.port },
+            "backendRef": { "kind": "Service", "name": names.canary, "port": service.port },
         });
         if let Some(weight) = analysis
             .and_then(|a| a.mirror_weight)
@@ -216,7 +218,23 @@ impl TrafficRenderer for GatewayApi {
             ));
         }
         let mut spec = Map::new();
-        spec.insert("parentRefs".into(), json!(service.gateway_refs));
+        let parent_refs: Vec<Value> = service
+            .gateway_refs
+            .iter()
+            .map(|parent| {
+                // The schema defaults; written out so that re-applying is a no-op for the server.
+                let mut parent = json!(parent);
+                parent.as_object_mut().map(|p| {
+                    p.entry("group")
+                        .or_insert_with(|| json!("gateway.networking.k8s.io"))
+                });
+                parent
+                    .as_object_mut()
+                    .map(|p| p.entry("kind").or_insert_with(|| json!("Gateway")));
+                parent
+            })
+            .collect();
+        spec.insert("parentRefs".into(), Value::Array(parent_refs));
         if !service.hosts.is_empty() {
             spec.insert("hostnames".into(), json!(service.hosts));
         }

@@ -123,3 +123,35 @@ pub fn owned_by(object: &DynamicObject, canary: &Canary) -> bool {
             && Some(&o.uid) == canary.metadata.uid.as_ref()
     })
 }
+
+/// Asserts that everything in `expected` is in `actual` with the same value: the server kept
+/// every rendered field (nothing pruned by the schema), while it may have added defaults.
+pub fn assert_kept(actual: &serde_json::Value, expected: &serde_json::Value) {
+    fn walk(actual: &serde_json::Value, expected: &serde_json::Value, path: &str) {
+        match (actual, expected) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(e)) => {
+                for (key, value) in e {
+                    let at = format!("{path}.{key}");
+                    let found = a
+                        .get(key)
+                        .unwrap_or_else(|| panic!("{at} was dropped by the server"));
+                    walk(found, value, &at);
+                }
+            }
+            (serde_json::Value::Array(a), serde_json::Value::Array(e)) => {
+                assert_eq!(
+                    a.len(),
+                    e.len(),
+                    "{path} has {} items on the server, {} rendered",
+                    a.len(),
+                    e.len()
+                );
+                for (index, (x, y)) in a.iter().zip(e).enumerate() {
+                    walk(x, y, &format!("{path}[{index}]"));
+                }
+            }
+            (a, e) => assert_eq!(a, e, "{path} differs on the server"),
+        }
+    }
+    walk(actual, expected, "");
+}
