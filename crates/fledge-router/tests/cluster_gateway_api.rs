@@ -25,20 +25,32 @@ async fn weighted_story(version: GatewayApiVersion) {
     let renderer = GatewayApi::new(version);
     let resource = renderer.http_route_resource();
     let router = MeshRouter::new(renderer, env.client.clone());
-    router.reconcile(&canary).await.unwrap();
+    router
+        .reconcile(&canary)
+        .await
+        .expect("the router call succeeds");
 
     let route = env.get(&resource, "podinfo").await;
-    let rendered = renderer.render(&canary, Routes::INITIAL).unwrap();
-    assert_kept(&route.data["spec"], &rendered.routing.object.data["spec"]);
+    let desired = renderer.render(&canary, Routes::INITIAL).expect("renders");
+    assert_kept(&route.data["spec"], &desired.routing.object.data["spec"]);
     assert!(owned_by(&route, &canary));
-    assert_eq!(router.get_routes(&canary).await.unwrap(), Routes::INITIAL);
+    assert_eq!(
+        router
+            .get_routes(&canary)
+            .await
+            .expect("the router call succeeds"),
+        Routes::INITIAL
+    );
 
     router
         .set_routes(&canary, Routes::weighted(80, 20))
         .await
-        .unwrap();
+        .expect("the router call succeeds");
     assert_eq!(
-        router.get_routes(&canary).await.unwrap(),
+        router
+            .get_routes(&canary)
+            .await
+            .expect("the router call succeeds"),
         Routes::weighted(80, 20)
     );
 
@@ -51,16 +63,25 @@ async fn weighted_story(version: GatewayApiVersion) {
     )
     .await;
     let before = version_of(&env.get(&resource, "podinfo").await);
-    router.reconcile(&canary).await.unwrap();
+    router
+        .reconcile(&canary)
+        .await
+        .expect("the router call succeeds");
     router
         .set_routes(&canary, Routes::weighted(80, 20))
         .await
-        .unwrap();
+        .expect("the router call succeeds");
     let route = env.get(&resource, "podinfo").await;
     assert_eq!(version_of(&route), before);
-    assert_eq!(route.metadata.labels.as_ref().unwrap()["team"], "web");
     assert_eq!(
-        router.get_routes(&canary).await.unwrap(),
+        route.metadata.labels.as_ref().expect("labels")["team"],
+        "web"
+    );
+    assert_eq!(
+        router
+            .get_routes(&canary)
+            .await
+            .expect("the router call succeeds"),
         Routes::weighted(80, 20)
     );
 }
@@ -122,9 +143,9 @@ async fn gateway_api_ab_testing_mirroring_and_adoption() {
     let analysis = mirrored.spec.analysis.as_mut().unwrap();
     analysis.match_.clear();
     analysis.mirror = true;
-    let routes = Routes::weighted(100, 0).with_mirror(true);
-    router.set_routes(&mirrored, routes).await.unwrap();
-    assert_eq!(router.get_routes(&mirrored).await.unwrap(), routes);
+    let mirroring = Routes::weighted(100, 0).with_mirror(true);
+    router.set_routes(&mirrored, mirroring).await.unwrap();
+    assert_eq!(router.get_routes(&mirrored).await.unwrap(), mirroring);
 
     router.finalize(&canary).await.unwrap();
     let route = env.get(&resource, "podinfo").await;

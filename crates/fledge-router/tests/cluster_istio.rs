@@ -126,9 +126,9 @@ async fn istio_ab_testing_mirroring_and_session_affinity_are_accepted_by_the_sch
     analysis.match_.clear();
     analysis.mirror = true;
     analysis.mirror_weight = Some(50);
-    let routes = Routes::weighted(100, 0).with_mirror(true);
-    router.set_routes(&mirrored, routes).await.unwrap();
-    assert_eq!(router.get_routes(&mirrored).await.unwrap(), routes);
+    let mirroring = Routes::weighted(100, 0).with_mirror(true);
+    router.set_routes(&mirrored, mirroring).await.unwrap();
+    assert_eq!(router.get_routes(&mirrored).await.unwrap(), mirroring);
     let vs = env.get(&resource, "podinfo").await;
     assert_eq!(
         vs.data["spec"]["http"][0]["mirror"]["host"],
