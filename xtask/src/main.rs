@@ -2,7 +2,10 @@
 //!
 //! Each subcommand lives in its own module; this file only dispatches.
 
+mod cluster;
+mod control_plane;
 mod crd;
+mod test;
 
 use std::process::ExitCode;
 
@@ -10,7 +13,10 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\
      \n\
      commands:\n\
-     \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n"
+     \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n\
+     \x20 control-plane [--check]  make sure kube-apiserver, etcd and prometheus exist (build/install)\n\
+     \x20 cluster         a playground: control plane, Prometheus and simulators until Ctrl-C\n\
+     \x20 test [-- ARGS]  the full test suite: unit, doc, integration and end-to-end tests\n"
 }
 
 fn main() -> ExitCode {
@@ -21,6 +27,9 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "crd" => crd::run(rest),
+        "control-plane" => control_plane::run(rest),
+        "cluster" => cluster::run(rest),
+        "test" => test::run(rest),
         _ => {
             eprint!("unknown command {command:?}\n\n{}", usage());
             return ExitCode::from(2);

@@ -114,7 +114,7 @@ impl Tool {
 
 impl std::fmt::Display for Tool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.binary_name())
+        f.pad(self.binary_name())
     }
 }
 

@@ -68,15 +68,12 @@ pub fn reference_mesh_crds_dir() -> Option<PathBuf> {
 /// # Errors
 /// As [`install_fledge_crds`]; [`Error::Io`] when a reference file cannot be read.
 pub async fn install_mesh_crds(client: &kube::Client) -> Result<MeshCrdSource> {
-    match reference_mesh_crds_dir() {
-        Some(dir) => {
-            install_mesh_crds_from(client, &dir).await?;
-            Ok(MeshCrdSource::Reference(dir))
-        }
-        None => {
-            install_crd_yaml(client, FALLBACK_MESH_CRDS, "fledge-testkit crds/mesh-fallback.yaml").await?;
-            Ok(MeshCrdSource::Fallback)
-        }
+    if let Some(dir) = reference_mesh_crds_dir() {
+        install_mesh_crds_from(client, &dir).await?;
+        Ok(MeshCrdSource::Reference(dir))
+    } else {
+        install_crd_yaml(client, FALLBACK_MESH_CRDS, "fledge-testkit crds/mesh-fallback.yaml").await?;
+        Ok(MeshCrdSource::Fallback)
     }
 }
 

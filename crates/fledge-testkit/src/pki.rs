@@ -5,6 +5,7 @@
 //! ECDSA P-256 key, which kube-apiserver accepts for signing and verifying tokens.
 
 use std::collections::hash_map::RandomState;
+use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -79,14 +80,14 @@ impl ApiServerPki {
 
 /// 32 hex digits from the process's hash seeds: unguessable enough for a loopback test server.
 fn random_token() -> String {
-    (0..2)
-        .map(|i| {
-            let mut hasher = RandomState::new().build_hasher();
-            hasher.write_u64(i);
-            hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-            format!("{:016x}", hasher.finish())
-        })
-        .collect()
+    let mut token = String::with_capacity(32);
+    for i in 0..2 {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(i);
+        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        let _ = write!(token, "{:016x}", hasher.finish());
+    }
+    token
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

@@ -5,6 +5,7 @@
 //! and waits for it, so a test that returns, fails or panics leaves nothing behind. When the
 //! drop happens during a panic, the tail of the log is printed to help explain the failure.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -101,11 +102,7 @@ impl ManagedProcess {
                 if !last.is_empty() {
                     detail = format!("; last probe: {last}");
                 }
-                detail.push_str(&format!(
-                    "; last lines of its log ({}):\n{}",
-                    self.log.display(),
-                    self.log_tail(LOG_TAIL_LINES)
-                ));
+                let _ = write!(detail, "; last lines of its log ({}):\n{}", self.log.display(), self.log_tail(LOG_TAIL_LINES));
                 return Err(Error::NotReady { what: self.name.clone(), waited_ms: timeout.as_millis(), detail });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -150,7 +147,7 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     let Ok(mut file) = File::open(path) else {
         return format!("(no log at {})", path.display());
     };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = file.metadata().map_or(0, |m| m.len());
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
     let mut bytes = Vec::new();
     let _ = file.read_to_end(&mut bytes);

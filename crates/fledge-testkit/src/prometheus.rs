@@ -155,7 +155,7 @@ impl LocalPrometheus {
     pub async fn wait_for_targets_up(&self, count: usize, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
-            let up = self.query("up == 1").await.map(|s| s.len()).unwrap_or(0);
+            let up = self.query("up == 1").await.map_or(0, |s| s.len());
             if up >= count {
                 return Ok(());
             }

@@ -28,7 +28,7 @@ async fn cluster_is_ready_within_ten_seconds_and_serves_a_kubeconfig_client() {
     cm.data = Some([("greeting".to_owned(), "hi".to_owned())].into());
     configmaps.create(&PostParams::default(), &cm).await.expect("create configmap");
     let stored = configmaps.get("hello").await.expect("read it back");
-    assert_eq!(stored.data.unwrap()["greeting"], "hi");
+    assert_eq!(stored.data.expect("data")["greeting"], "hi");
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ pub(super) async fn run(client: kube::Client, namespace: Option<String>) {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        let Ok(list) = hpas.list(&Default::default()).await else { continue };
+        let Ok(list) = hpas.list(&kube::api::ListParams::default()).await else { continue };
         for hpa in list {
             if let Err(e) = reconcile(&client, &resource, &hpa).await {
                 tracing::debug!(error = %e, "hpa sim");

@@ -67,7 +67,7 @@ pub fn daemonset_status(daemonset: &DaemonSet, elapsed: Duration, ready_delay: D
     let Some(spec) = &daemonset.spec else {
         return DaemonSetStatus { observed_generation: generation, ..DaemonSetStatus::default() };
     };
-    let selects_node = spec.template.spec.as_ref().and_then(|s| s.node_selector.as_ref()).is_none_or(|s| s.is_empty());
+    let selects_node = spec.template.spec.as_ref().and_then(|s| s.node_selector.as_ref()).is_none_or(std::collections::BTreeMap::is_empty);
     let desired = i32::from(selects_node);
     let ready = desired == 0 || (elapsed >= ready_delay && !never_ready(&spec.template));
     let ready_count = if ready { desired } else { 0 };

@@ -219,12 +219,12 @@ pub fn from_http_route(object: &Value, names: &Names) -> Result<RouteTable> {
             let mut headers = Vec::new();
             for h in m["headers"].as_array().into_iter().flatten() {
                 let (Some(name), Some(value)) = (h["name"].as_str(), h["value"].as_str()) else { continue };
-                let matcher = if h["type"] == "RegularExpression" {
+                let comparison = if h["type"] == "RegularExpression" {
                     regex(&format!("HTTPRoute spec.rules[{i}].matches.headers[{name}]"), value)?
                 } else {
                     StringMatch::Exact(value.to_owned())
                 };
-                headers.push((name.to_ascii_lowercase(), matcher));
+                headers.push((name.to_ascii_lowercase(), comparison));
             }
             matches.push(RequestMatch { headers });
         }

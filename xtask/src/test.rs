@@ -1,0 +1,51 @@
+//! `cargo xtask test`: the full test command (what the README shows and `.ci/run` calls).
+//!
+//! It makes sure the control plane's binaries exist (building kube-apiserver if needed),
+//! points the tests at exactly those binaries, then runs the tiers in order: unit tests,
+//! doc tests, then the integration tests (providers against real servers and end-to-end
+//! tests on the local control plane). Under `CI=true` nothing may be skipped: when the
+//! control plane cannot be had, the command fails before running any test.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::control_plane;
+
+/// Runs the command: `cargo xtask test [-- <extra cargo test args>]`.
+pub fn run(args: &[String]) -> Result<()> {
+    let extra: Vec<String> = match args.split_first() {
+        None => Vec::new(),
+        Some((dashdash, rest)) if dashdash == "--" => rest.to_vec(),
+        Some((other, _)) => bail!("unknown argument {other:?}; usage: cargo xtask test [-- <cargo test args>]"),
+    };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let binaries = match control_plane::ensure() {
+        Ok(binaries) => Some(binaries),
+        Err(e) if ci => return Err(e.context("CI=true: the local control plane is required")),
+        Err(e) => {
+            eprintln!("warning: {e:#}\nwarning: tests that need the control plane will fail");
+            None
+        }
+    };
+    let tiers: [(&str, &[&str]); 3] = [
+        ("unit tests", &["--workspace", "--lib", "--bins"]),
+        ("doc tests", &["--workspace", "--doc"]),
+        ("integration and end-to-end tests", &["--workspace", "--tests"]),
+    ];
+    for (name, selection) in tiers {
+        println!("==> {name}");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+        cargo.arg("test").args(selection).args(&extra).current_dir(crate::workspace_root());
+        if let Some(binaries) = &binaries {
+            for (var, path) in binaries.env() {
+                cargo.env(var, path);
+            }
+        }
+        let status = cargo.status().context("run cargo test")?;
+        if !status.success() {
+            bail!("{name} failed ({status})");
+        }
+    }
+    Ok(())
+}
