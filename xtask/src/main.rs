@@ -2,10 +2,8 @@
 //!
 //! Each subcommand lives in its own module; this file only dispatches.
 
-mod cluster;
-mod control_plane;
+mod bench_metrics;
 mod crd;
-mod test;
 
 use std::process::ExitCode;
 
@@ -14,9 +12,7 @@ fn usage() -> &'static str {
      \n\
      commands:\n\
      \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n\
-     \x20 control-plane [--check]  make sure kube-apiserver, etcd and prometheus exist (build/install)\n\
-     \x20 cluster         a playground: control plane, Prometheus and simulators until Ctrl-C\n\
-     \x20 test [-- ARGS]  the full test suite: unit, doc, integration and end-to-end tests\n"
+     \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n"
 }
 
 fn main() -> ExitCode {
@@ -27,9 +23,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "crd" => crd::run(rest),
-        "control-plane" => control_plane::run(rest),
-        "cluster" => cluster::run(rest),
-        "test" => test::run(rest),
+        "bench" if rest.first().is_some_and(|what| what == "metrics") => bench_metrics::run(&rest[1..]),
         _ => {
             eprint!("unknown command {command:?}\n\n{}", usage());
             return ExitCode::from(2);
