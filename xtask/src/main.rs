@@ -3,7 +3,10 @@
 //! Each subcommand lives in its own module; this file only dispatches.
 
 mod bench_metrics;
+mod cluster;
+mod control_plane;
 mod crd;
+mod test;
 
 use std::process::ExitCode;
 
@@ -12,7 +15,10 @@ fn usage() -> &'static str {
      \n\
      commands:\n\
      \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n\
-     \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n"
+     \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n\
+     \x20 control-plane [--check]  make sure kube-apiserver, etcd and prometheus exist (build/install)\n\
+     \x20 cluster         a playground: control plane, Prometheus and simulators until Ctrl-C\n\
+     \x20 test [-- ARGS]  the full test suite: unit, doc, integration and end-to-end tests\n"
 }
 
 fn main() -> ExitCode {
@@ -24,6 +30,9 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "crd" => crd::run(rest),
         "bench" if rest.first().is_some_and(|what| what == "metrics") => bench_metrics::run(&rest[1..]),
+        "control-plane" => control_plane::run(rest),
+        "cluster" => cluster::run(rest),
+        "test" => test::run(rest),
         _ => {
             eprint!("unknown command {command:?}\n\n{}", usage());
             return ExitCode::from(2);
