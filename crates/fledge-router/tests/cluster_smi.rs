@@ -27,7 +27,7 @@ async fn serve_every_smi_version(env: &Env) {
         let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), env.ns(), &resource);
         let mut served = false;
         for _ in 0..50 {
-            if api.list(&Default::default()).await.is_ok() {
+            if api.list(&kube::api::ListParams::default()).await.is_ok() {
                 served = true;
                 break;
             }
