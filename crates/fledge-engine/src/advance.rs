@@ -1,6 +1,8 @@
 //! Moving a passing canary forward: weight steps (canary, with optional mirroring), A/B
 //! iterations, blue/green iterations — and, at the end of each, the promotion.
 
+use std::fmt::Write as _;
+
 use fledge_api::CanaryPhase;
 use fledge_api::strategy::Strategy;
 
@@ -15,7 +17,7 @@ impl Tick<'_> {
             Strategy::AbTesting => self.advance_ab_testing(),
             Strategy::BlueGreen | Strategy::BlueGreenMirroring => self.advance_blue_green(),
             Strategy::Canary => {
-                let routes = self.observation.world.routes;
+                let routes = self.world.routes;
                 let gated = !routes.mirrored
                     && !matches!(
                         self.phase(),
@@ -50,7 +52,7 @@ impl Tick<'_> {
 
     fn advance_canary(&mut self) {
         let r = self.rollout;
-        let routes = self.observation.world.routes;
+        let routes = self.world.routes;
         let max_weight = r.settings.max_weight;
         if routes.canary < max_weight {
             // With mirroring, the first step mirrors traffic before any is shifted.
@@ -66,10 +68,10 @@ impl Tick<'_> {
             self.set_routes(100 - canary, canary, mirrored);
             self.status.canary_weight = status_update::as_i32(canary);
             status_update::touch(&mut self.status, self.now);
-            self.info(format!(
-                "Advance {} canary weight {canary}",
-                r.subject.canary
-            ));
+            let mut message = String::with_capacity(r.advance_weight.len() + 3);
+            message.push_str(&r.advance_weight);
+            let _ = write!(message, "{canary}");
+            self.info(message);
             return;
         }
         if !self.confirm_promotion() {
@@ -97,7 +99,7 @@ impl Tick<'_> {
     fn advance_blue_green(&mut self) {
         let r = self.rollout;
         let done = self.iterations_done();
-        let routes = self.observation.world.routes;
+        let routes = self.world.routes;
         if r.iterations > done {
             if !r.kubernetes_provider && r.mirror && !routes.mirrored {
                 self.set_routes(100, 0, true);

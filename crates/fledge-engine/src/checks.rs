@@ -20,7 +20,7 @@ impl Tick<'_> {
         let phase = self.phase();
         for hook in r.hooks_of(HookType::ConfirmRollout) {
             if self.call(hook, phase, GO_ON).passed() {
-                self.info(format!("Confirm-rollout check {} passed", hook.name));
+                self.info(hook.go_on_message.clone());
                 continue;
             }
             if phase != CanaryPhase::Waiting {
@@ -60,10 +60,7 @@ impl Tick<'_> {
                 self.warn(format!("Rollback check {} passed", hook.name));
                 return true;
             }
-            self.info(format!(
-                "Rollback hook {} not signaling a rollback",
-                hook.name
-            ));
+            self.info(hook.go_on_message.clone());
         }
         false
     }
@@ -73,13 +70,13 @@ impl Tick<'_> {
     /// whether every check passed (a failure counts one failed check).
     pub(crate) fn analyse(&mut self) -> bool {
         let r = self.rollout;
-        let routes = self.observation.world.routes;
+        let routes = self.world.routes;
         if routes.canary == 0 && self.status.iterations == 0 && !(r.mirror && routes.mirrored) {
             self.info(format!("Starting canary analysis for {}", r.subject.target));
             for hook in r.hooks_of(HookType::PreRollout) {
                 match self.call(hook, CanaryPhase::Progressing, GO_ON) {
                     WebhookOutcome::Passed => {
-                        self.info(format!("Pre-rollout check {} passed", hook.name));
+                        self.info(hook.go_on_message.clone());
                     }
                     WebhookOutcome::Failed(error) => {
                         self.warn(format!(
@@ -116,10 +113,7 @@ impl Tick<'_> {
         let r = self.rollout;
         for hook in r.hooks_of(HookType::ConfirmTrafficIncrease) {
             if self.call(hook, CanaryPhase::Progressing, GO_ON).passed() {
-                self.info(format!(
-                    "Confirm-traffic-increase check {} passed",
-                    hook.name
-                ));
+                self.info(hook.go_on_message.clone());
                 continue;
             }
             self.warn(format!(
@@ -144,7 +138,7 @@ impl Tick<'_> {
         let r = self.rollout;
         for hook in r.hooks_of(HookType::ConfirmPromotion) {
             if self.call(hook, CanaryPhase::Progressing, GO_ON).passed() {
-                self.info(format!("Confirm-promotion check {} passed", hook.name));
+                self.info(hook.go_on_message.clone());
                 continue;
             }
             if self.phase() == CanaryPhase::WaitingPromotion {

@@ -131,24 +131,27 @@ impl Judge for ThresholdRangeJudge {
 }
 
 fn judge_value(subject: &Subject, check: &MetricCheck, value: f64) -> Verdict {
+    // Values are formatted only when a message is due: a passing check allocates nothing.
     let canary = &subject.canary;
     match check.kind {
         MetricKind::SuccessRate => {
-            let shown = go_fmt::float2(value);
             if let Some(range) = check.range {
                 if let Some(min) = range.min.filter(|min| value < *min) {
+                    let shown = go_fmt::float2(value);
                     return Verdict::warn(format!(
                         "Halt {canary} advancement success rate {shown}% < {}%",
                         go_fmt::float(min)
                     ));
                 }
                 if let Some(max) = range.max.filter(|max| value > *max) {
+                    let shown = go_fmt::float2(value);
                     return Verdict::warn(format!(
                         "Halt {canary} advancement success rate {shown}% > {}%",
                         go_fmt::float(max)
                     ));
                 }
             } else if check.legacy_threshold > value {
+                let shown = go_fmt::float2(value);
                 return Verdict::warn(format!(
                     "Halt {canary} advancement success rate {shown}% < {}%",
                     go_fmt::float(check.legacy_threshold)
@@ -158,13 +161,13 @@ fn judge_value(subject: &Subject, check: &MetricCheck, value: f64) -> Verdict {
         }
         MetricKind::RequestDuration => {
             let observed = go_fmt::millis_as_duration(value);
-            let shown = go_fmt::duration(observed);
             if let Some(range) = check.range {
                 if let Some(min) = range
                     .min
                     .map(go_fmt::millis_as_duration)
                     .filter(|min| observed < *min)
                 {
+                    let shown = go_fmt::duration(observed);
                     return Verdict::warn(format!(
                         "Halt {canary} advancement request duration {shown} < {}",
                         go_fmt::duration(min)
@@ -175,6 +178,7 @@ fn judge_value(subject: &Subject, check: &MetricCheck, value: f64) -> Verdict {
                     .map(go_fmt::millis_as_duration)
                     .filter(|max| observed > *max)
                 {
+                    let shown = go_fmt::duration(observed);
                     return Verdict::warn(format!(
                         "Halt {canary} advancement request duration {shown} > {}",
                         go_fmt::duration(max)
@@ -183,6 +187,7 @@ fn judge_value(subject: &Subject, check: &MetricCheck, value: f64) -> Verdict {
             } else {
                 let max = go_fmt::millis_as_duration(check.legacy_threshold);
                 if observed > max {
+                    let shown = go_fmt::duration(observed);
                     return Verdict::warn(format!(
                         "Halt {canary} advancement request duration {shown} > {}",
                         go_fmt::duration(max)
@@ -193,21 +198,23 @@ fn judge_value(subject: &Subject, check: &MetricCheck, value: f64) -> Verdict {
         }
         MetricKind::InlineQuery | MetricKind::Template => {
             let name = &check.name;
-            let shown = go_fmt::float2(value);
             if let Some(range) = check.range {
                 if let Some(min) = range.min.filter(|min| value < *min) {
+                    let shown = go_fmt::float2(value);
                     return Verdict::warn(format!(
                         "Halt {canary} advancement {name} {shown} < {}",
                         go_fmt::float(min)
                     ));
                 }
                 if let Some(max) = range.max.filter(|max| value > *max) {
+                    let shown = go_fmt::float2(value);
                     return Verdict::warn(format!(
                         "Halt {canary} advancement {name} {shown} > {}",
                         go_fmt::float(max)
                     ));
                 }
             } else if value > check.legacy_threshold {
+                let shown = go_fmt::float2(value);
                 return Verdict::warn(format!(
                     "Halt {canary} advancement {name} {shown} > {}",
                     go_fmt::float(check.legacy_threshold)

@@ -23,7 +23,7 @@ impl Tick<'_> {
             self.enter(CanaryPhase::Finalising);
             return;
         };
-        let routes = self.observation.world.routes;
+        let routes = self.world.routes;
         if routes.canary == 0 {
             // Nothing left on the canary (Flagger would wait here forever).
             self.enter(CanaryPhase::Finalising);

@@ -35,7 +35,7 @@ impl Tick<'_> {
             self.act(Action::PauseCanaryAutoscaler);
         }
         self.act(Action::ScaleCanaryToZero);
-        let revision = &self.observation.world.revision;
+        let revision = &self.world.revision;
         status_update::sync(
             &mut self.status,
             CanaryPhase::Failed,
@@ -61,7 +61,7 @@ impl Tick<'_> {
             false,
         );
         self.set_routes(0, 100, false);
-        let revision = &self.observation.world.revision;
+        let revision = &self.world.revision;
         let counters = Counters {
             weight: 100,
             ..Counters::default()

@@ -27,6 +27,8 @@ pub(crate) struct Hook {
     pub name: String,
     pub kind: HookType,
     pub mute_alert: bool,
+    /// What is said when the hook lets the rollout go on (worded once, said every tick).
+    pub go_on_message: String,
 }
 
 /// Session-affinity settings.
@@ -45,6 +47,8 @@ pub struct Rollout {
     pub(crate) target_kind: String,
     pub(crate) subject: Subject,
     pub(crate) primary_id: String,
+    /// `Advance podinfo.test canary weight ` (the weight follows).
+    pub(crate) advance_weight: String,
     pub(crate) primary_name: String,
     pub(crate) target_name: String,
     pub(crate) kubernetes_provider: bool,
@@ -140,6 +144,7 @@ impl Rollout {
                 metrics_provider,
             },
             primary_id: format!("{target_name}-primary.{namespace}"),
+            advance_weight: format!("Advance {canary_name}.{namespace} canary weight "),
             primary_name: format!("{target_name}-primary"),
             target_kind: spec
                 .target_ref
@@ -181,8 +186,7 @@ impl Rollout {
         world: &World,
         now: Timestamp,
     ) -> ObservationRequest {
-        let observation = Observation::of(world.clone());
-        let mut tick = Tick::needs(self, status, &observation, now);
+        let mut tick = Tick::needs(self, status, world, now);
         tick.run();
         tick.into_request()
     }
@@ -310,10 +314,21 @@ fn affinity(settings: &SessionAffinity) -> Option<Affinity> {
 }
 
 fn hook(webhook: &CanaryWebhook) -> Hook {
+    let name = &webhook.name;
+    let kind = webhook.hook_type();
+    let go_on_message = match kind {
+        HookType::ConfirmRollout => format!("Confirm-rollout check {name} passed"),
+        HookType::PreRollout => format!("Pre-rollout check {name} passed"),
+        HookType::ConfirmTrafficIncrease => format!("Confirm-traffic-increase check {name} passed"),
+        HookType::ConfirmPromotion => format!("Confirm-promotion check {name} passed"),
+        HookType::Rollback => format!("Rollback hook {name} not signaling a rollback"),
+        HookType::Rollout | HookType::PostRollout | HookType::Event => String::new(),
+    };
     Hook {
-        name: webhook.name.clone(),
-        kind: webhook.hook_type(),
+        name: name.clone(),
+        kind,
         mute_alert: webhook.mute_alert,
+        go_on_message,
     }
 }
 

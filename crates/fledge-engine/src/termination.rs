@@ -18,7 +18,7 @@ impl Tick<'_> {
                 }
                 self.act(Action::RevertTarget);
                 // The target is back once it runs pods again and they are ready.
-                let restored = self.observation.world.canary.desired_replicas > 0;
+                let restored = self.world.canary.desired_replicas > 0;
                 match self.canary_readiness() {
                     Readiness::Ready if restored => {
                         self.act(Action::RevertRouting);

@@ -10,7 +10,7 @@ use fledge_api::{CanaryPhase, CanaryStatus};
 
 use crate::error::{Error, Result};
 use crate::judge::{MetricCheck, Verdict};
-use crate::observation::{Observation, WebhookOutcome, WorkloadState};
+use crate::observation::{Observation, WebhookOutcome, WorkloadState, World};
 use crate::plan::{Action, Alert, Event, EventLevel, Plan};
 use crate::readiness::{self, Expectation, Readiness};
 use crate::request::{ObservationRequest, WebhookRequest};
@@ -19,11 +19,11 @@ use crate::status_update::{self, Counters};
 use crate::time::Timestamp;
 
 /// Where check results come from.
-enum Mode {
+enum Mode<'a> {
     /// Record what is consulted; assume the outcome that lets the walk go on.
     Needs(ObservationRequest),
     /// Read results from the observation.
-    Plan,
+    Plan(&'a Observation),
 }
 
 /// The working state of one tick.
@@ -31,9 +31,9 @@ pub(crate) struct Tick<'a> {
     pub(crate) rollout: &'a Rollout,
     pub(crate) before: &'a CanaryStatus,
     pub(crate) status: CanaryStatus,
-    pub(crate) observation: &'a Observation,
+    pub(crate) world: &'a World,
     pub(crate) now: Timestamp,
-    mode: Mode,
+    mode: Mode<'a>,
     actions: Vec<Action>,
     events: Vec<Event>,
     alerts: Vec<Alert>,
@@ -44,13 +44,13 @@ impl<'a> Tick<'a> {
     pub(crate) fn needs(
         rollout: &'a Rollout,
         status: &'a CanaryStatus,
-        observation: &'a Observation,
+        world: &'a World,
         now: Timestamp,
     ) -> Self {
         Self::new(
             rollout,
             status,
-            observation,
+            world,
             now,
             Mode::Needs(ObservationRequest::default()),
         )
@@ -62,25 +62,31 @@ impl<'a> Tick<'a> {
         observation: &'a Observation,
         now: Timestamp,
     ) -> Self {
-        Self::new(rollout, status, observation, now, Mode::Plan)
+        Self::new(
+            rollout,
+            status,
+            &observation.world,
+            now,
+            Mode::Plan(observation),
+        )
     }
 
     fn new(
         rollout: &'a Rollout,
         status: &'a CanaryStatus,
-        observation: &'a Observation,
+        world: &'a World,
         now: Timestamp,
-        mode: Mode,
+        mode: Mode<'a>,
     ) -> Self {
         Self {
             rollout,
             before: status,
             status: status.clone(),
-            observation,
+            world,
             now,
             mode,
-            actions: Vec::new(),
-            events: Vec::new(),
+            actions: Vec::with_capacity(4),
+            events: Vec::with_capacity(4),
             alerts: Vec::new(),
             error: None,
         }
@@ -89,7 +95,7 @@ impl<'a> Tick<'a> {
     pub(crate) fn into_request(self) -> ObservationRequest {
         match self.mode {
             Mode::Needs(request) => request,
-            Mode::Plan => ObservationRequest::default(),
+            Mode::Plan(_) => ObservationRequest::default(),
         }
     }
 
@@ -113,7 +119,7 @@ impl<'a> Tick<'a> {
             self.info("skipping canary run as object is suspended".to_owned());
             return;
         }
-        if self.observation.world.deleting && r.revert_on_deletion {
+        if self.world.deleting && r.revert_on_deletion {
             self.terminate();
             return;
         }
@@ -232,7 +238,7 @@ impl<'a> Tick<'a> {
         }
         self.set_routes(100, 0, false);
         self.act(Action::ScaleCanaryToZero);
-        let revision = &self.observation.world.revision;
+        let revision = &self.world.revision;
         status_update::sync(
             &mut self.status,
             CanaryPhase::Initialized,
@@ -257,7 +263,7 @@ impl<'a> Tick<'a> {
         }
         let changed = self.target_changed() || self.configs_changed();
         if self.phase() == CanaryPhase::Failed {
-            let revision = &self.observation.world.revision;
+            let revision = &self.world.revision;
             let configs = (!revision.configs.is_empty()).then(|| revision.configs.clone());
             if self.status.last_applied_spec.as_deref() != Some(revision.spec_hash.as_str())
                 || self.status.tracked_configs != configs
@@ -272,7 +278,7 @@ impl<'a> Tick<'a> {
 
     /// Flagger's `hasSpecChanged` against the status this tick started from.
     fn target_changed(&self) -> bool {
-        let hash = self.observation.world.revision.spec_hash.as_str();
+        let hash = self.world.revision.spec_hash.as_str();
         match self.before.last_applied_spec.as_deref() {
             None | Some("") => true,
             Some(_) if self.before.last_promoted_spec.as_deref() == Some(hash) => false,
@@ -282,7 +288,7 @@ impl<'a> Tick<'a> {
 
     /// Flagger's `HasConfigChanged`.
     fn configs_changed(&self) -> bool {
-        let observed = &self.observation.world.revision.configs;
+        let observed = &self.world.revision.configs;
         match &self.before.tracked_configs {
             None => !observed.is_empty(),
             Some(tracked) => tracked != observed,
@@ -316,12 +322,7 @@ impl<'a> Tick<'a> {
     fn primary_readiness(&self) -> Readiness {
         let r = self.rollout;
         let not_created = WorkloadState::default();
-        let primary = self
-            .observation
-            .world
-            .primary
-            .as_ref()
-            .unwrap_or(&not_created);
+        let primary = self.world.primary.as_ref().unwrap_or(&not_created);
         let expect = Expectation {
             deadline: r.settings.progress_deadline,
             ready_threshold: r.settings.primary_ready_threshold,
@@ -361,7 +362,7 @@ impl<'a> Tick<'a> {
         }
         let replicas = self.canary_replicas();
         self.act(Action::ScaleCanary { replicas });
-        let revision = &self.observation.world.revision;
+        let revision = &self.world.revision;
         status_update::sync(
             &mut self.status,
             CanaryPhase::Progressing,
@@ -376,7 +377,7 @@ impl<'a> Tick<'a> {
     /// Flagger's `ScaleFromZero`: the target's own replicas, else the primary's (without an
     /// autoscaler) or the autoscaler's minimum, else one.
     fn canary_replicas(&self) -> u32 {
-        let world = &self.observation.world;
+        let world = &self.world;
         if world.canary.desired_replicas > 0 {
             return world.canary.desired_replicas;
         }
@@ -405,7 +406,7 @@ impl<'a> Tick<'a> {
             r.subject.target
         ));
         self.set_routes(100, 0, false);
-        let revision = &self.observation.world.revision;
+        let revision = &self.world.revision;
         status_update::sync(
             &mut self.status,
             CanaryPhase::Progressing,
@@ -441,12 +442,7 @@ impl<'a> Tick<'a> {
             ready_threshold: r.settings.canary_ready_threshold,
             progress_since: self.before.last_transition_time.as_ref().map(|t| t.0),
         };
-        readiness::check(
-            &r.target_name,
-            &self.observation.world.canary,
-            expect,
-            self.now,
-        )
+        readiness::check(&r.target_name, &self.world.canary, expect, self.now)
     }
 
     // ---- building the plan ----
@@ -509,8 +505,8 @@ impl<'a> Tick<'a> {
                 });
                 assumed
             }
-            Mode::Plan => {
-                if let Some(outcome) = self.observation.webhooks.get(&hook.name) {
+            Mode::Plan(observation) => {
+                if let Some(outcome) = observation.webhooks.get(&hook.name) {
                     return outcome.clone();
                 }
                 self.error.get_or_insert(Error::MissingWebhook {
@@ -531,9 +527,9 @@ impl<'a> Tick<'a> {
                 }
                 Verdict::Pass
             }
-            Mode::Plan => {
+            Mode::Plan(observation) => {
                 let missing = crate::observation::MetricResult::NoData;
-                let result = match self.observation.metrics.get(&check.name) {
+                let result = match observation.metrics.get(&check.name) {
                     Some(result) => result,
                     None if !check.is_queried() => &missing,
                     None => {

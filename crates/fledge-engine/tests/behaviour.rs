@@ -395,3 +395,41 @@ fn bad_specs_are_errors_that_name_the_field() {
         }
     );
 }
+
+#[test]
+fn an_autoscaler_scaling_the_canary_up_halts_advancement_until_the_new_pods_are_ready() {
+    let canary = manifest("    interval: 1m\n    stepWeight: 10\n    maxWeight: 50");
+    let rollout = Rollout::new(&canary, Some("istio")).expect("plannable");
+    let status = fledge_api::CanaryStatus {
+        phase: CanaryPhase::Progressing,
+        canary_weight: 20,
+        last_applied_spec: Some("v2".into()),
+        last_promoted_spec: Some("v1".into()),
+        ..Default::default()
+    };
+    let now = fledge_engine::Timestamp::UNIX_EPOCH;
+    let mut scaling = fledge_engine::WorkloadState::ready(2);
+    scaling.desired_replicas = 3;
+    let world = fledge_engine::World {
+        primary: Some(fledge_engine::WorkloadState::ready(2)),
+        canary: scaling,
+        revision: fledge_engine::Revision::new("v2"),
+        routes: Routes::split(80, 20),
+        ..Default::default()
+    };
+    assert!(
+        rollout.needs(&status, &world, now).is_empty(),
+        "no checks while the canary is not ready"
+    );
+    let plan = rollout
+        .plan(&status, &Observation::of(world), now)
+        .expect("plans");
+    assert_eq!(
+        plan.messages().collect::<Vec<_>>(),
+        [
+            "canary deployment podinfo.test not ready: waiting for rollout to finish: 2 out of 3 new replicas have been updated"
+        ]
+    );
+    assert!(plan.actions.is_empty(), "no traffic moves");
+    assert_eq!(plan.status, status, "nothing is counted");
+}
