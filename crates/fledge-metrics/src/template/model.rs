@@ -62,3 +62,62 @@ impl MetricTemplateModel {
         self
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
+mod tests {
+    use super::*;
+
+    fn canary(spec: &str) -> Canary {
+        serde_yaml::from_str(&format!(
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{name: podinfo, namespace: test}}\nspec: {spec}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn names_default_to_the_target_and_the_interval_to_one_minute() {
+        let canary = canary(
+            "{targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo-app}, service: {port: 80}}",
+        );
+        let metric: CanaryMetric = serde_yaml::from_str("{name: error-rate}").unwrap();
+        let model = MetricTemplateModel::for_canary(&canary, &metric);
+        assert_eq!(
+            model,
+            MetricTemplateModel {
+                name: "podinfo".into(),
+                namespace: "test".into(),
+                target: "podinfo-app".into(),
+                service: "podinfo-app".into(),
+                ingress: "podinfo-app".into(),
+                route: "podinfo-app".into(),
+                interval: "1m".into(),
+                variables: BTreeMap::new(),
+            }
+        );
+    }
+
+    #[test]
+    fn service_ingress_route_interval_and_variables_come_from_the_canary() {
+        let canary = canary(
+            "{targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}, service: {name: frontend, port: 80}, \
+             ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: web}, \
+             routeRef: {apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: web-route}}",
+        );
+        let metric: CanaryMetric = serde_yaml::from_str(
+            "{name: latency, interval: 30s, templateVariables: {direction: inbound}}",
+        )
+        .unwrap();
+        let model = MetricTemplateModel::for_canary(&canary, &metric).with_route("podinfo-00002");
+        assert_eq!(
+            (
+                model.service.as_str(),
+                model.ingress.as_str(),
+                model.route.as_str(),
+                model.interval.as_str()
+            ),
+            ("frontend", "web", "podinfo-00002", "30s")
+        );
+        assert_eq!(model.variables["direction"], "inbound");
+    }
+}
