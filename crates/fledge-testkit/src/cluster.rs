@@ -20,6 +20,25 @@ static START_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Start attempts when a freshly picked port was taken by someone else meanwhile.
 const PORT_ATTEMPTS: usize = 3;
 
+/// The two binaries a [`LocalCluster`] runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterBinaries {
+    /// etcd.
+    pub etcd: PathBuf,
+    /// kube-apiserver.
+    pub kube_apiserver: PathBuf,
+}
+
+impl ClusterBinaries {
+    /// Finds both the usual way (see [`crate::binaries`]).
+    ///
+    /// # Errors
+    /// [`Error::BinaryMissing`] saying how to get the missing one.
+    pub fn locate() -> Result<Self> {
+        Ok(Self { etcd: Tool::Etcd.locate()?, kube_apiserver: Tool::KubeApiserver.locate()? })
+    }
+}
+
 /// A real Kubernetes control plane (etcd + kube-apiserver) running in a temporary directory.
 ///
 /// Dropping it kills both processes and removes the directory. If the drop happens while
@@ -64,8 +83,17 @@ impl LocalCluster {
     /// [`Error::BinaryMissing`] (with how to get it) when a binary is not available,
     /// [`Error::ExitedEarly`] / [`Error::NotReady`] (with the log tail) when a process fails.
     pub async fn start() -> Result<Self> {
-        let etcd_bin = Tool::Etcd.locate()?;
-        let apiserver_bin = Tool::KubeApiserver.locate()?;
+        Self::start_with(&ClusterBinaries::locate()?).await
+    }
+
+    /// Starts the control plane from the given binaries.
+    ///
+    /// # Errors
+    /// As [`LocalCluster::start`]; a binary that exits during start-up gives
+    /// [`Error::ExitedEarly`] with its log tail, and whatever was already started is stopped.
+    pub async fn start_with(binaries: &ClusterBinaries) -> Result<Self> {
+        let etcd_bin = binaries.etcd.clone();
+        let apiserver_bin = binaries.kube_apiserver.clone();
         let _one_at_a_time = START_LOCK.lock().await;
         let started = Instant::now();
         stale::sweep();

@@ -30,7 +30,7 @@ pub mod stale;
 pub mod traffic_sim;
 
 pub use binaries::Tool;
-pub use cluster::{LocalCluster, client_from_kubeconfig};
+pub use cluster::{ClusterBinaries, LocalCluster, client_from_kubeconfig};
 pub use cluster_sim::{ClusterSim, ClusterSimConfig};
 pub use crds::MeshCrdSource;
 pub use error::{Error, Result};

@@ -59,6 +59,13 @@ fn end_leftovers(dir: &Path) {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
         if String::from_utf8_lossy(&cmdline).contains(&needle) {
             let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            // The signal is asynchronous: wait (briefly) until it has taken effect.
+            for _ in 0..100 {
+                if !process_alive(pid) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
     }
 }
