@@ -2,6 +2,7 @@
 //!
 //! Each subcommand lives in its own module; this file only dispatches.
 
+mod bench_engine;
 mod bench_metrics;
 mod cluster;
 mod control_plane;
@@ -15,6 +16,7 @@ fn usage() -> &'static str {
      \n\
      commands:\n\
      \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n\
+     \x20 bench engine [--seconds N]   plans per second of the engine (release build, one core)\n\
      \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n\
      \x20 control-plane [--check]  make sure kube-apiserver, etcd and prometheus exist (build/install)\n\
      \x20 cluster         a playground: control plane, Prometheus and simulators until Ctrl-C\n\
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "crd" => crd::run(rest),
+        "bench" if rest.first().is_some_and(|what| what == "engine") => bench_engine::run(&rest[1..]),
         "bench" if rest.first().is_some_and(|what| what == "metrics") => bench_metrics::run(&rest[1..]),
         "control-plane" => control_plane::run(rest),
         "cluster" => cluster::run(rest),
