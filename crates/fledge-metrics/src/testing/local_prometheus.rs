@@ -208,7 +208,11 @@ fn find_binary() -> io::Result<PathBuf> {
         } else {
             Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("{PROMETHEUS_ENV}={} is not a file", path.display()),
+                format!(
+                    "{PROMETHEUS_ENV}={} is not a file: install Prometheus with `apt-get install prometheus` \
+                     (Debian) or point {PROMETHEUS_ENV} at its binary",
+                    path.display()
+                ),
             ))
         };
     }
