@@ -228,6 +228,20 @@ fn as_traffic_object(service: &Service) -> Result<TrafficObject> {
     })
 }
 
+/// Trims a Service Fledge adopted to what Flagger takes over: the selector and the ports.
+/// Its type (a LoadBalancer stays one), cluster IP, labels and annotations remain the user's.
+fn keep_only_routing_fields(object: &mut DynamicObject) {
+    object.metadata.labels = None;
+    object.metadata.annotations = None;
+    if let Some(spec) = object
+        .data
+        .get_mut("spec")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        spec.retain(|key, _| key == "selector" || key == "ports");
+    }
+}
+
 /// Keeps the three Services of each canary in shape on the API server.
 #[derive(Clone, Debug)]
 pub struct ServiceRouter {
@@ -261,8 +275,7 @@ impl ServiceRouter {
                 .as_ref()
                 .is_some_and(|e| !identity.controls(&e.metadata))
             {
-                object.metadata.labels = None;
-                object.metadata.annotations = None;
+                keep_only_routing_fields(&mut object);
             }
             self.applier
                 .apply_object(&desired.resource, &identity.namespace, &object)
@@ -299,12 +312,11 @@ impl ServiceRouter {
             .unwrap_or_else(|| BTreeMap::from([(target.label.clone(), target.value.clone())]));
         let services = render_services(canary, target)?;
         let mut apex_service = services.apex;
-        apex_service.metadata.labels = None;
-        apex_service.metadata.annotations = None;
         if let Some(spec) = apex_service.spec.as_mut() {
             spec.selector = Some(selector);
         }
-        let desired = as_traffic_object(&apex_service)?;
+        let mut desired = as_traffic_object(&apex_service)?;
+        keep_only_routing_fields(&mut desired.object);
         self.applier
             .apply_object(&svc_resource, &identity.namespace, &desired.object)
             .await?;

@@ -76,7 +76,11 @@ async fn an_apex_service_the_user_deployed_is_adopted_and_reverted_on_finalize()
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": { "name": "podinfo", "labels": { "owner": "team-web" } },
-            "spec": { "selector": { "app": "podinfo" }, "ports": [{ "name": "http", "port": 9898, "protocol": "TCP", "targetPort": "http" }] },
+            "spec": {
+                "type": "NodePort",
+                "selector": { "app": "podinfo" },
+                "ports": [{ "name": "http", "port": 9898, "protocol": "TCP", "targetPort": "http" }],
+            },
         }),
     )
     .await;
@@ -88,6 +92,10 @@ async fn an_apex_service_the_user_deployed_is_adopted_and_reverted_on_finalize()
     assert_eq!(apex.data["spec"]["selector"]["app"], "podinfo-primary");
     assert!(!owned_by(&apex, &canary));
     assert_eq!(apex.metadata.labels.as_ref().unwrap()["owner"], "team-web");
+    assert_eq!(
+        apex.data["spec"]["type"], "NodePort",
+        "Fledge takes over the selector and ports only"
+    );
 
     router.finalize(&canary, &target).await.unwrap();
     let apex = env.get(&services(), "podinfo").await;
