@@ -1,7 +1,9 @@
 //! How a notifier reaches its receiver: one JSON POST with a timeout, an optional bearer token
 //! and an optional proxy.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
@@ -11,6 +13,66 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::notifier::NotifierKind;
 use crate::sensitive::Sensitive;
+
+/// HTTP clients shared by endpoints, one per proxy.
+///
+/// Building a client loads the TLS trust roots, which costs tens of milliseconds; resolving
+/// an AlertProvider for every alert must not pay that each time. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct HttpClients {
+    // Keyed by proxy URL, "" for direct connections.
+    clients: Arc<Mutex<HashMap<String, Client>>>,
+}
+
+impl fmt::Debug for HttpClients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The keys are proxy URLs, which may hold credentials.
+        let count = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("HttpClients")
+            .field("clients", &count)
+            .finish()
+    }
+}
+
+impl HttpClients {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many distinct clients (one per proxy) have been built.
+    pub fn len(&self) -> usize {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no client has been built yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The client that sends through `proxy` (directly when `None`), built on first use.
+    fn client(&self, proxy: Option<&Url>) -> std::result::Result<Client, reqwest::Error> {
+        let key = proxy.map(Url::as_str).unwrap_or_default().to_owned();
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let mut builder = Client::builder();
+        if let Some(proxy) = proxy {
+            builder = builder.proxy(Proxy::all(proxy.clone())?);
+        }
+        let client = builder.build()?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
 
 /// Time a receiver gets to answer when none is configured (Flagger's 5 seconds).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -109,6 +171,7 @@ impl Endpoint {
         let mut request = self
             .client
             .post(self.url.clone())
+            .timeout(self.timeout)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
         if let Some(token) = &self.token {
@@ -180,13 +243,22 @@ impl EndpointBuilder {
         self
     }
 
-    /// Checks the address and proxy and builds the client.
+    /// Checks the address and proxy and builds the endpoint with a client of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::build_with`].
+    pub fn build(self) -> Result<Endpoint> {
+        self.build_with(&HttpClients::new())
+    }
+
+    /// Checks the address and proxy and builds the endpoint on a client from `clients`.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidAddress`] or [`Error::InvalidProxy`] naming the field at fault;
     /// [`Error::Client`] when the TLS back-end cannot start.
-    pub fn build(self) -> Result<Endpoint> {
+    pub fn build_with(self, clients: &HttpClients) -> Result<Endpoint> {
         let kind = self.kind;
         let url =
             parse_http_url(self.address.expose()).map_err(|reason| Error::InvalidAddress {
@@ -194,23 +266,25 @@ impl EndpointBuilder {
                 field: self.address_field.clone(),
                 reason,
             })?;
-        let mut client = Client::builder().timeout(self.timeout);
         let mut secrets = vec![self.address.clone(), Sensitive::new(url.as_str())];
+        let mut proxy_url = None;
         if let Some((proxy, field)) = &self.proxy {
-            let invalid = || Error::InvalidProxy {
+            let parsed = parse_http_url(proxy.expose()).map_err(|_| Error::InvalidProxy {
                 kind,
                 field: field.clone(),
-            };
-            let proxy_url = parse_http_url(proxy.expose()).map_err(|_| invalid())?;
-            client = client.proxy(Proxy::all(proxy_url).map_err(|_| invalid())?);
+            })?;
+            proxy_url = Some(parsed);
             secrets.push(proxy.clone());
         }
         if let Some(token) = &self.token {
             secrets.push(token.clone());
         }
-        let client = client
-            .build()
-            .map_err(|source| Error::Client { kind, source })?;
+        let client = clients
+            .client(proxy_url.as_ref())
+            .map_err(|source| Error::Client {
+                kind,
+                source: source.without_url(),
+            })?;
         Ok(Endpoint {
             kind,
             client,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fledge_api::AlertProvider;
 
 use crate::discord::Discord;
-use crate::endpoint::{Endpoint, EndpointBuilder};
+use crate::endpoint::{DEFAULT_TIMEOUT, Endpoint, EndpointBuilder, HttpClients};
 use crate::error::{Error, Result};
 use crate::gchat::GChat;
 use crate::msteams::MsTeams;
@@ -74,7 +74,121 @@ impl fmt::Debug for ProviderSecret {
     }
 }
 
-/// Builds the notifier an AlertProvider describes.
+/// Builds notifiers that share HTTP clients and a timeout.
+///
+/// The operator keeps one for its lifetime and resolves an AlertProvider each time it alerts,
+/// so edits to the AlertProvider or its Secret take effect on the next alert. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NotifierFactory {
+    clients: HttpClients,
+    timeout: Duration,
+}
+
+impl Default for NotifierFactory {
+    fn default() -> Self {
+        Self::new(DEFAULT_TIMEOUT)
+    }
+}
+
+impl NotifierFactory {
+    /// A factory whose notifiers give receivers `timeout` to answer.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            clients: HttpClients::new(),
+            timeout,
+        }
+    }
+
+    /// The time receivers get to answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The HTTP clients built so far.
+    pub fn clients(&self) -> &HttpClients {
+        &self.clients
+    }
+
+    /// The notifier an AlertProvider describes; see [`resolve_provider`].
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve_provider`].
+    pub fn resolve(
+        &self,
+        provider: &AlertProvider,
+        secret: Option<&ProviderSecret>,
+    ) -> Result<Arc<dyn Notifier>> {
+        resolve_with(self, provider, secret)
+    }
+
+    /// The operator-wide notifier; see [`GlobalNotifierConfig::build`].
+    ///
+    /// # Errors
+    ///
+    /// As [`GlobalNotifierConfig::build`].
+    pub fn global(&self, config: &GlobalNotifierConfig) -> Result<Option<Arc<dyn Notifier>>> {
+        config.build_with(self)
+    }
+
+    /// A generic JSON webhook notifier; see [`json_webhook`].
+    ///
+    /// # Errors
+    ///
+    /// As [`json_webhook`].
+    pub fn json_webhook(
+        &self,
+        address: impl Into<Sensitive>,
+        field: &str,
+        token: Option<Sensitive>,
+    ) -> Result<Arc<dyn Notifier>> {
+        let mut endpoint = Endpoint::builder(NotifierKind::Webhook, address, field);
+        if let Some(token) = token {
+            endpoint = endpoint.token(token);
+        }
+        self.build(NotifierKind::Webhook, endpoint, default_identity())
+    }
+
+    /// The notifier of `kind` posting through `endpoint`.
+    fn build(
+        &self,
+        kind: NotifierKind,
+        endpoint: EndpointBuilder,
+        identity: SlackIdentity,
+    ) -> Result<Arc<dyn Notifier>> {
+        let endpoint = endpoint.timeout(self.timeout).build_with(&self.clients)?;
+        Ok(match kind {
+            NotifierKind::Slack => Arc::new(Slack::new(endpoint, identity)),
+            NotifierKind::Discord => Arc::new(Discord::new(endpoint, identity)),
+            NotifierKind::Rocket => Arc::new(Rocket::new(endpoint, identity)),
+            NotifierKind::MsTeams => Arc::new(MsTeams::new(endpoint)),
+            NotifierKind::GChat => Arc::new(GChat::new(endpoint)),
+            NotifierKind::Webhook => Arc::new(JsonWebhook::new(endpoint)),
+        })
+    }
+}
+
+fn default_identity() -> SlackIdentity {
+    SlackIdentity {
+        channel: DEFAULT_CHANNEL.to_owned(),
+        username: DEFAULT_USERNAME.to_owned(),
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+fn identity(channel: Option<&str>, username: Option<&str>) -> SlackIdentity {
+    SlackIdentity {
+        channel: non_empty(channel).unwrap_or(DEFAULT_CHANNEL).to_owned(),
+        username: non_empty(username).unwrap_or(DEFAULT_USERNAME).to_owned(),
+    }
+}
+
+/// Builds the notifier an AlertProvider describes, with a client of its own.
+///
+/// Prefer [`NotifierFactory::resolve`] in a long-running process: it reuses HTTP clients.
 ///
 /// The address is the Secret's `address` key when `spec.secretRef` is set and the key is
 /// there, else `spec.address`; the Secret's `token` key becomes a bearer token. Channel and
@@ -92,6 +206,14 @@ pub fn resolve_provider(
     provider: &AlertProvider,
     secret: Option<&ProviderSecret>,
     timeout: Duration,
+) -> Result<Arc<dyn Notifier>> {
+    NotifierFactory::new(timeout).resolve(provider, secret)
+}
+
+fn resolve_with(
+    factory: &NotifierFactory,
+    provider: &AlertProvider,
+    secret: Option<&ProviderSecret>,
 ) -> Result<Arc<dyn Notifier>> {
     let spec = &provider.spec;
     let namespace = provider.metadata.namespace.as_deref().unwrap_or_default();
@@ -122,43 +244,15 @@ pub fn resolve_provider(
         provider: provider_id,
     })?;
 
-    let mut endpoint = Endpoint::builder(kind, address, address_field).timeout(timeout);
+    let mut endpoint = Endpoint::builder(kind, address, address_field);
     if let Some(token) = token {
         endpoint = endpoint.token(token);
     }
     if let Some(proxy) = spec.proxy.as_deref() {
         endpoint = endpoint.proxy(proxy, "spec.proxy");
     }
-    let identity = SlackIdentity {
-        channel: non_empty(spec.channel.as_deref())
-            .unwrap_or(DEFAULT_CHANNEL)
-            .to_owned(),
-        username: non_empty(spec.username.as_deref())
-            .unwrap_or(DEFAULT_USERNAME)
-            .to_owned(),
-    };
-    build(kind, endpoint, identity)
-}
-
-fn non_empty(value: Option<&str>) -> Option<&str> {
-    value.filter(|v| !v.trim().is_empty())
-}
-
-/// The notifier of `kind` posting through `endpoint`.
-fn build(
-    kind: NotifierKind,
-    endpoint: EndpointBuilder,
-    identity: SlackIdentity,
-) -> Result<Arc<dyn Notifier>> {
-    let endpoint = endpoint.build()?;
-    Ok(match kind {
-        NotifierKind::Slack => Arc::new(Slack::new(endpoint, identity)),
-        NotifierKind::Discord => Arc::new(Discord::new(endpoint, identity)),
-        NotifierKind::Rocket => Arc::new(Rocket::new(endpoint, identity)),
-        NotifierKind::MsTeams => Arc::new(MsTeams::new(endpoint)),
-        NotifierKind::GChat => Arc::new(GChat::new(endpoint)),
-        NotifierKind::Webhook => Arc::new(JsonWebhook::new(endpoint)),
-    })
+    let identity = identity(spec.channel.as_deref(), spec.username.as_deref());
+    factory.build(kind, endpoint, identity)
 }
 
 /// The operator's own notifier, used for canaries that list no alerts (Flagger's
@@ -189,39 +283,39 @@ impl GlobalNotifierConfig {
     ///
     /// [`Error::InvalidAddress`] or [`Error::InvalidProxy`] naming the flag at fault.
     pub fn build(&self, timeout: Duration) -> Result<Option<Arc<dyn Notifier>>> {
+        self.build_with(&NotifierFactory::new(timeout))
+    }
+
+    fn build_with(&self, factory: &NotifierFactory) -> Result<Option<Arc<dyn Notifier>>> {
         let present = |v: &Option<Sensitive>| v.clone().filter(|s| !s.is_blank());
-        let identity = SlackIdentity {
-            channel: non_empty(self.slack_channel.as_deref())
-                .unwrap_or(DEFAULT_CHANNEL)
-                .to_owned(),
-            username: non_empty(self.slack_user.as_deref())
-                .unwrap_or(DEFAULT_USERNAME)
-                .to_owned(),
-        };
+        let identity = identity(self.slack_channel.as_deref(), self.slack_user.as_deref());
         if let Some(url) = present(&self.msteams_url) {
-            let mut endpoint =
-                Endpoint::builder(NotifierKind::MsTeams, url, "-msteams-url").timeout(timeout);
+            let mut endpoint = Endpoint::builder(NotifierKind::MsTeams, url, "-msteams-url");
             if let Some(proxy) = present(&self.msteams_proxy_url) {
                 endpoint = endpoint.proxy(proxy, "-msteams-proxy-url");
             }
-            return build(NotifierKind::MsTeams, endpoint, identity).map(Some);
+            return factory
+                .build(NotifierKind::MsTeams, endpoint, identity)
+                .map(Some);
         }
         let Some(url) = present(&self.slack_url) else {
             return Ok(None);
         };
-        let mut endpoint =
-            Endpoint::builder(NotifierKind::Slack, url, "-slack-url").timeout(timeout);
+        let mut endpoint = Endpoint::builder(NotifierKind::Slack, url, "-slack-url");
         if let Some(token) = present(&self.slack_token) {
             endpoint = endpoint.token(token);
         }
         if let Some(proxy) = present(&self.slack_proxy_url) {
             endpoint = endpoint.proxy(proxy, "-slack-proxy-url");
         }
-        build(NotifierKind::Slack, endpoint, identity).map(Some)
+        factory
+            .build(NotifierKind::Slack, endpoint, identity)
+            .map(Some)
     }
 }
 
-/// Builds a generic JSON webhook notifier (see [`crate::WebhookPayload`]).
+/// Builds a generic JSON webhook notifier (see [`crate::WebhookPayload`]) with a client of
+/// its own.
 ///
 /// AlertProvider has no `webhook` type yet, so this is reached from code, not manifests.
 ///
@@ -234,16 +328,5 @@ pub fn json_webhook(
     token: Option<Sensitive>,
     timeout: Duration,
 ) -> Result<Arc<dyn Notifier>> {
-    let mut endpoint = Endpoint::builder(NotifierKind::Webhook, address, field).timeout(timeout);
-    if let Some(token) = token {
-        endpoint = endpoint.token(token);
-    }
-    build(
-        NotifierKind::Webhook,
-        endpoint,
-        SlackIdentity {
-            channel: DEFAULT_CHANNEL.to_owned(),
-            username: DEFAULT_USERNAME.to_owned(),
-        },
-    )
+    NotifierFactory::new(timeout).json_webhook(address, field, token)
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use fledge_api::AlertProvider;
 use fledge_api::canary::AlertSeverity;
 use fledge_notify::{
-    DEFAULT_TIMEOUT, Error, GlobalNotifierConfig, Notification, NotifierKind, ProviderSecret,
-    Sensitive, resolve_provider,
+    DEFAULT_TIMEOUT, Error, GlobalNotifierConfig, Notification, NotifierFactory, NotifierKind,
+    ProviderSecret, Sensitive, resolve_provider,
 };
 use pretty_assertions::assert_eq;
 use support::{Answer, Receiver, dead_address};
@@ -284,4 +284,54 @@ fn a_bad_global_url_names_the_flag() {
             .starts_with("slack: -slack-url is not a valid http(s) URL"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn the_factory_builds_one_http_client_per_proxy() {
+    // Building a client loads TLS roots (about 0.1 s here); resolving per alert must not.
+    let factory = NotifierFactory::new(Duration::from_secs(2));
+    let direct = provider(&ON_CALL.replace("  secretRef:\n    name: on-call-url\n", ""));
+    let proxied = provider(&format!(
+        "{}  proxy: 'http://proxy.internal:3128'\n",
+        ON_CALL.replace("  secretRef:\n    name: on-call-url\n", "")
+    ));
+    for _ in 0..50 {
+        factory.resolve(&direct, None).expect("resolves");
+        factory.resolve(&proxied, None).expect("resolves");
+    }
+    factory
+        .global(&GlobalNotifierConfig {
+            msteams_url: Some(Sensitive::new("https://outlook.office.com/webhook/X")),
+            ..GlobalNotifierConfig::default()
+        })
+        .expect("valid");
+    assert_eq!(factory.clients().len(), 2);
+    assert!(!format!("{factory:?}").contains("proxy.internal"));
+}
+
+#[tokio::test]
+async fn notifiers_from_one_factory_deliver_independently() {
+    let first = Receiver::start(Answer::ok()).await;
+    let second = Receiver::start(Answer::status(500, "boom")).await;
+    let factory = NotifierFactory::default();
+    let to = |address: String| {
+        provider(&format!(
+            "apiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata: {{name: p, namespace: n}}\n\
+             spec: {{type: msteams, address: '{address}'}}\n"
+        ))
+    };
+    let ok = factory
+        .resolve(&to(first.url("/a")), None)
+        .expect("resolves");
+    let failing = factory
+        .resolve(&to(second.url("/b")), None)
+        .expect("resolves");
+    ok.post(&info()).await.expect("delivered");
+    let error = failing.post(&info()).await.expect_err("500");
+    assert_eq!(
+        error.to_string(),
+        "msteams: the receiver answered 500: boom"
+    );
+    assert_eq!(first.next_request().await.target, "/a");
+    assert_eq!(second.next_request().await.target, "/b");
 }
