@@ -200,3 +200,126 @@ fn original_spec(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::api::DynamicObject;
+    use serde_json::json;
+
+    use super::*;
+    use crate::object::resource;
+
+    fn identity() -> CanaryIdentity {
+        CanaryIdentity {
+            name: "podinfo".into(),
+            namespace: "test".into(),
+            uid: Some("uid-1".into()),
+        }
+    }
+
+    fn desired() -> TrafficObject {
+        TrafficObject::new(
+            resource(
+                "networking.istio.io",
+                "v1beta1",
+                "VirtualService",
+                "virtualservices",
+            ),
+            "test",
+            "podinfo",
+            json!({ "spec": { "hosts": ["podinfo"], "http": [] } }),
+        )
+    }
+
+    fn existing(annotations: serde_json::Value, owned: bool) -> DynamicObject {
+        let mut object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "networking.istio.io/v1beta1",
+            "kind": "VirtualService",
+            "metadata": { "name": "podinfo", "namespace": "test", "annotations": annotations },
+            "spec": { "hosts": ["podinfo.example.com"] },
+        }))
+        .unwrap();
+        if owned {
+            object.metadata.owner_references = identity().owner_reference().map(|o| vec![o]);
+        }
+        object
+    }
+
+    fn annotation(object: &DynamicObject, key: &str) -> Option<String> {
+        object
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key).cloned())
+    }
+
+    #[test]
+    fn objects_fledge_creates_are_owned_by_the_canary() {
+        let created = adopt(&identity(), &desired(), None, true);
+        let owner = &created.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("Canary", "podinfo", "uid-1")
+        );
+        assert_eq!(owner.controller, Some(true));
+        let again = adopt(
+            &identity(),
+            &desired(),
+            Some(&existing(json!({}), true)),
+            true,
+        );
+        assert!(again.metadata.owner_references.is_some());
+        assert_eq!(annotation(&again, ORIGINAL_CONFIGURATION), None);
+    }
+
+    #[test]
+    fn an_adopted_object_keeps_its_original_spec_and_no_owner() {
+        let adopted = adopt(
+            &identity(),
+            &desired(),
+            Some(&existing(json!({}), false)),
+            true,
+        );
+        assert!(adopted.metadata.owner_references.is_none());
+        let saved = annotation(&adopted, ORIGINAL_CONFIGURATION).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&saved).unwrap(),
+            json!({ "hosts": ["podinfo.example.com"] })
+        );
+
+        // Later reconciles carry the first saved copy forward, not Fledge's own spec.
+        let current = existing(
+            json!({ ORIGINAL_CONFIGURATION: "{\"hosts\":[\"first\"]}" }),
+            false,
+        );
+        let again = adopt(&identity(), &desired(), Some(&current), true);
+        assert_eq!(
+            annotation(&again, ORIGINAL_CONFIGURATION).unwrap(),
+            "{\"hosts\":[\"first\"]}"
+        );
+    }
+
+    #[test]
+    fn kubectl_applied_objects_are_restored_from_kubectls_own_annotation() {
+        let last_applied = json!({ "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService", "spec": { "hosts": ["from-kubectl"] } });
+        let current = existing(
+            json!({ KUBECTL_LAST_APPLIED: last_applied.to_string() }),
+            false,
+        );
+        let adopted = adopt(&identity(), &desired(), Some(&current), true);
+        assert_eq!(
+            annotation(&adopted, ORIGINAL_CONFIGURATION),
+            None,
+            "kubectl's copy is enough"
+        );
+        let spec = original_spec(&desired().resource, &current).unwrap();
+        assert_eq!(spec, Some(json!({ "hosts": ["from-kubectl"] })));
+    }
+
+    #[test]
+    fn a_corrupt_saved_spec_is_an_error_naming_the_annotation() {
+        let current = existing(json!({ ORIGINAL_CONFIGURATION: "{not json" }), false);
+        let err = original_spec(&desired().resource, &current).unwrap_err();
+        assert!(err.to_string().contains(ORIGINAL_CONFIGURATION), "{err}");
+    }
+}
