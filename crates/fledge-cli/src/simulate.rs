@@ -14,7 +14,7 @@ use fledge_api::{Canary, CanaryPhase};
 use fledge_engine::simulation::{Cluster, Simulation};
 use fledge_engine::{Rollout, Timestamp};
 
-use scenario::Scenario;
+pub use scenario::Scenario;
 
 /// The revision the target runs before the simulated rollout.
 const FIRST_REVISION: &str = "v1";
@@ -51,9 +51,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             ..Scenario::default()
         },
     };
-    scenario.check_names(&canary.spec)?;
-    let rollout = Rollout::new(&canary, Some(&args.provider))
+    let story = tell(&canary, &scenario, &args.provider)
         .with_context(|| format!("{} cannot be simulated", args.canary.display()))?;
+    std::io::stdout().lock().write_all(story.text.as_bytes())?;
+    Ok(match scenario.expect {
+        Some(expected) if expected != story.outcome => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// A simulation told: the printed timeline and summary, and where the canary ended.
+#[derive(Clone, Debug)]
+pub struct Story {
+    /// Header, timeline and summary, as printed.
+    pub text: String,
+    /// The canary's phase when the simulation stopped.
+    pub outcome: CanaryPhase,
+}
+
+/// Plays `scenario` against `canary`: initialises it, deploys a new revision, and ticks until
+/// the rollout ends (or the scenario's tick limit).
+pub fn tell(canary: &Canary, scenario: &Scenario, provider: &str) -> anyhow::Result<Story> {
+    scenario.check_names(&canary.spec)?;
+    let rollout = Rollout::new(canary, Some(provider))?;
     let mut checks = scenario.checks(&canary.spec);
     let cluster = Cluster::new(
         FIRST_REVISION,
@@ -63,13 +83,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let start = Timestamp::from_second(START_SECOND).context("the simulated clock")?;
     let mut sim = Simulation::new(rollout.clone(), cluster, start);
 
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    write!(
-        out,
-        "{}",
-        timeline::header(&rollout, scenario.description.as_deref())
-    )?;
+    let mut text = timeline::header(&rollout, scenario.description.as_deref());
     let max_ticks = scenario.max_ticks.unwrap_or(DEFAULT_MAX_TICKS);
     let mut revisions = 1;
     let mut rollout_began = None;
@@ -87,24 +101,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             None
         };
         let record = sim.step(&mut checks)?;
-        write!(
-            out,
-            "{}",
-            timeline::tick_lines(&record, sim.cluster.routes, deployed.as_deref())
-        )?;
+        text.push_str(&timeline::tick_lines(
+            &record,
+            sim.cluster.routes,
+            deployed.as_deref(),
+        ));
         let more_revisions = scenario.new_revision_at.iter().any(|at| *at > record.tick);
         if rollout_began.is_some() && is_final(sim.status.phase) && !more_revisions {
             break;
         }
     }
-    write!(
-        out,
-        "{}",
-        timeline::summary(&sim, rollout_began.unwrap_or(sim.tick), scenario.expect)
-    )?;
-    Ok(match scenario.expect {
-        Some(expected) if expected != sim.status.phase => ExitCode::FAILURE,
-        _ => ExitCode::SUCCESS,
+    text.push_str(&timeline::summary(
+        &sim,
+        rollout_began.unwrap_or(sim.tick),
+        scenario.expect,
+    ));
+    Ok(Story {
+        text,
+        outcome: sim.status.phase,
     })
 }
 
@@ -113,7 +127,7 @@ fn is_final(phase: CanaryPhase) -> bool {
 }
 
 /// The first Canary in the file.
-fn read_canary(path: &PathBuf) -> anyhow::Result<Canary> {
+pub fn read_canary(path: &std::path::Path) -> anyhow::Result<Canary> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let documents = fledge_api::yaml::documents(&text)
@@ -126,4 +140,161 @@ fn read_canary(path: &PathBuf) -> anyhow::Result<Canary> {
         }
     }
     bail!("{}: no document with kind: Canary", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn examples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scenarios")
+    }
+
+    fn story(name: &str) -> Story {
+        let dir = examples();
+        let canary = read_canary(&dir.join("podinfo.yaml")).expect("the example canary");
+        let text = std::fs::read_to_string(dir.join(format!("{name}.yaml"))).expect("the scenario");
+        let scenario = Scenario::parse(&text).expect("a valid scenario");
+        let story = tell(&canary, &scenario, "istio").expect("the simulation runs");
+        assert_eq!(
+            Some(story.outcome),
+            scenario.expect,
+            "{name} ends as it says:\n{}",
+            story.text
+        );
+        story
+    }
+
+    fn lines_with(story: &Story, words: &str) -> usize {
+        story
+            .text
+            .lines()
+            .filter(|line| line.contains(words))
+            .count()
+    }
+
+    #[test]
+    fn healthy_promotes_after_five_steps() {
+        let story = story("healthy");
+        assert_eq!(lines_with(&story, "Advance podinfo.test canary weight"), 5);
+        assert_eq!(
+            lines_with(&story, "Promotion completed! Scaling down podinfo.test"),
+            1
+        );
+        assert!(
+            story
+                .text
+                .contains("outcome:        Succeeded (primary runs v2)"),
+            "{}",
+            story.text
+        );
+        assert!(story.text.contains("final weights:  primary 100, canary 0"));
+    }
+
+    #[test]
+    fn error_spike_rolls_back_after_five_failed_checks() {
+        let story = story("error-spike");
+        assert_eq!(
+            lines_with(
+                &story,
+                "Halt podinfo.test advancement success rate 87.50% < 99%"
+            ),
+            5
+        );
+        assert_eq!(
+            lines_with(
+                &story,
+                "Rolling back podinfo.test failed checks threshold reached 5"
+            ),
+            1
+        );
+        assert!(
+            story
+                .text
+                .contains("outcome:        Failed (primary runs v1)")
+        );
+    }
+
+    #[test]
+    fn latency_regression_halts_on_request_duration() {
+        let story = story("latency-regression");
+        assert!(
+            story
+                .text
+                .contains("Halt podinfo.test advancement request duration 1.2s > 500ms"),
+            "{}",
+            story.text
+        );
+        assert_eq!(
+            lines_with(&story, "Canary failed! Scaling down podinfo.test"),
+            1
+        );
+    }
+
+    #[test]
+    fn never_ready_rolls_back_at_the_progress_deadline() {
+        let story = story("never-ready");
+        assert!(lines_with(&story, "canary deployment podinfo.test not ready") >= 5);
+        assert!(
+            !story.text.contains("Starting canary analysis"),
+            "a canary never ready is never analysed"
+        );
+        assert_eq!(
+            lines_with(&story, "Canary failed! Scaling down podinfo.test"),
+            1
+        );
+    }
+
+    #[test]
+    fn closed_gate_waits_for_approval_then_promotes() {
+        let story = story("closed-gate");
+        assert_eq!(
+            lines_with(
+                &story,
+                "Halt podinfo.test advancement waiting for promotion approval promotion-gate"
+            ),
+            1
+        );
+        assert_eq!(lines_with(&story, "WaitingPromotion"), 4, "{}", story.text);
+        assert_eq!(
+            lines_with(&story, "Confirm-promotion check promotion-gate passed"),
+            1
+        );
+    }
+
+    #[test]
+    fn revision_change_restarts_the_analysis_and_promotes_the_newest() {
+        let story = story("revision-change");
+        assert_eq!(
+            lines_with(
+                &story,
+                "New revision detected! Restarting analysis for podinfo.test"
+            ),
+            1
+        );
+        assert_eq!(
+            lines_with(&story, "Starting canary analysis for podinfo.test"),
+            2
+        );
+        assert!(
+            story
+                .text
+                .contains("outcome:        Succeeded (primary runs v3)")
+        );
+    }
+
+    #[test]
+    fn a_scenario_naming_an_unknown_metric_is_refused() {
+        let canary = read_canary(&examples().join("podinfo.yaml")).expect("the example canary");
+        let scenario = Scenario::parse("metrics:\n  error-rate: {constant: 1}\n").expect("valid");
+        let error = tell(&canary, &scenario, "istio").expect_err("unknown metric");
+        assert!(
+            error
+                .to_string()
+                .starts_with("scenario metrics.error-rate: the canary has no such metric"),
+            "{error}"
+        );
+    }
 }
