@@ -6,7 +6,10 @@
 //! it, prints how to reach them, and stops everything on Ctrl-C or SIGTERM.
 
 use anyhow::{Context, Result, bail};
-use fledge_testkit::{ClusterSim, ClusterSimConfig, LocalCluster, LocalPrometheus, MeshCrdSource, SimApp, TrafficSim, TrafficSimConfig};
+use fledge_testkit::{
+    ClusterSim, ClusterSimConfig, LocalCluster, LocalPrometheus, MeshCrdSource, SimApp, TrafficSim,
+    TrafficSimConfig,
+};
 
 use crate::control_plane;
 
@@ -17,22 +20,37 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut options = Options { apps: Vec::new(), rate: 10.0 };
+    let mut options = Options {
+        apps: Vec::new(),
+        rate: 10.0,
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--app" => {
-                let value = args.next().context("--app needs NAMESPACE/DEPLOYMENT, e.g. --app test/podinfo")?;
+                let value = args
+                    .next()
+                    .context("--app needs NAMESPACE/DEPLOYMENT, e.g. --app test/podinfo")?;
                 let Some((namespace, target)) = value.split_once('/') else {
                     bail!("--app {value}: expected NAMESPACE/DEPLOYMENT, e.g. test/podinfo");
                 };
                 options.apps.push((namespace.to_owned(), target.to_owned()));
             }
             "--rate" => {
-                let value = args.next().context("--rate needs requests per second, e.g. --rate 20")?;
-                options.rate = value.parse().ok().filter(|r: &f64| *r >= 0.0).with_context(|| format!("--rate {value}: expected a number of requests per second >= 0"))?;
+                let value = args
+                    .next()
+                    .context("--rate needs requests per second, e.g. --rate 20")?;
+                options.rate = value
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| *r >= 0.0)
+                    .with_context(|| {
+                        format!("--rate {value}: expected a number of requests per second >= 0")
+                    })?;
             }
-            other => bail!("unknown argument {other:?}; usage: cargo xtask cluster [--app NAMESPACE/DEPLOYMENT]... [--rate RPS]"),
+            other => bail!(
+                "unknown argument {other:?}; usage: cargo xtask cluster [--app NAMESPACE/DEPLOYMENT]... [--rate RPS]"
+            ),
         }
     }
     if options.apps.is_empty() {
@@ -45,7 +63,10 @@ fn parse(args: &[String]) -> Result<Options> {
 pub fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
     control_plane::ensure()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
     runtime.block_on(playground(options))
 }
 
@@ -75,7 +96,12 @@ async fn playground(options: Options) -> Result<()> {
     describe(&playground, &options);
     let _ = stop.wait_for(|s| *s).await;
     println!("stopping...");
-    let Playground { prometheus, traffic_sim, cluster_sim, cluster } = playground;
+    let Playground {
+        prometheus,
+        traffic_sim,
+        cluster_sim,
+        cluster,
+    } = playground;
     drop(prometheus);
     drop(traffic_sim);
     drop(cluster_sim);
@@ -91,45 +117,89 @@ async fn start(options: &Options) -> Result<Playground> {
     let crds = cluster.install_fledge_crds().await?;
     println!("  installed {}", crds.join(", "));
     match cluster.install_mesh_crds().await? {
-        MeshCrdSource::Reference(dir) => println!("  installed the upstream mesh CRDs from {}", dir.display()),
-        MeshCrdSource::Fallback => println!("  installed minimal mesh CRDs (no upstream schemas on this machine)"),
+        MeshCrdSource::Reference(dir) => {
+            println!("  installed the upstream mesh CRDs from {}", dir.display())
+        }
+        MeshCrdSource::Fallback => {
+            println!("  installed minimal mesh CRDs (no upstream schemas on this machine)")
+        }
     }
-    for namespace in options.apps.iter().map(|(ns, _)| ns.as_str()).collect::<std::collections::BTreeSet<_>>() {
+    for namespace in options
+        .apps
+        .iter()
+        .map(|(ns, _)| ns.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         cluster
-            .apply_yaml(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{ name: {namespace} }}\n"), "default")
+            .apply_yaml(
+                &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{ name: {namespace} }}\n"),
+                "default",
+            )
             .await?;
     }
     let cluster_sim = ClusterSim::start(cluster.client(), ClusterSimConfig::default());
-    let apps: Vec<SimApp> = options.apps.iter().map(|(ns, target)| SimApp::new(ns, target).with_rate(options.rate)).collect();
-    let traffic_sim = TrafficSim::start(cluster.client(), apps, TrafficSimConfig::default()).await?;
+    let apps: Vec<SimApp> = options
+        .apps
+        .iter()
+        .map(|(ns, target)| SimApp::new(ns, target).with_rate(options.rate))
+        .collect();
+    let traffic_sim =
+        TrafficSim::start(cluster.client(), apps, TrafficSimConfig::default()).await?;
     let prometheus = LocalPrometheus::start(&[traffic_sim.metrics_addr()]).await?;
-    Ok(Playground { prometheus, traffic_sim, cluster_sim, cluster })
+    Ok(Playground {
+        prometheus,
+        traffic_sim,
+        cluster_sim,
+        cluster,
+    })
 }
 
 fn describe(playground: &Playground, options: &Options) {
-    let Playground { prometheus, traffic_sim, cluster, .. } = playground;
+    let Playground {
+        prometheus,
+        traffic_sim,
+        cluster,
+        ..
+    } = playground;
     println!();
     println!("The Fledge playground is running. In another shell:");
     println!();
-    println!("  export KUBECONFIG={}", cluster.kubeconfig_path().display());
+    println!(
+        "  export KUBECONFIG={}",
+        cluster.kubeconfig_path().display()
+    );
     println!("  kubectl get namespaces");
     println!();
     println!("  API server        {}", cluster.server_url());
-    println!("  Prometheus        {}   (a MetricTemplate's provider.address)", prometheus.url());
-    println!("  simulated traffic http://{}/metrics", traffic_sim.metrics_addr());
+    println!(
+        "  Prometheus        {}   (a MetricTemplate's provider.address)",
+        prometheus.url()
+    );
+    println!(
+        "  simulated traffic http://{}/metrics",
+        traffic_sim.metrics_addr()
+    );
     for (ns, target) in &options.apps {
-        println!("  app               {ns}/{target} at {} requests/s (primary: {target}-primary)", options.rate);
+        println!(
+            "  app               {ns}/{target} at {} requests/s (primary: {target}-primary)",
+            options.rate
+        );
     }
     println!();
-    println!("Deployments become ready after 1 s; set FLEDGE_SIM_READY=false in a pod template to keep one");
-    println!("from ever getting ready, FLEDGE_SIM_ERROR_RATE=0.3 / FLEDGE_SIM_LATENCY_MS=500 to make a bad version:");
+    println!(
+        "Deployments become ready after 1 s; set FLEDGE_SIM_READY=false in a pod template to keep one"
+    );
+    println!(
+        "from ever getting ready, FLEDGE_SIM_ERROR_RATE=0.3 / FLEDGE_SIM_LATENCY_MS=500 to make a bad version:"
+    );
     println!("  kubectl -n test set env deploy/podinfo FLEDGE_SIM_ERROR_RATE=0.3");
     println!();
     println!("Ctrl-C stops everything.");
 }
 
 async fn wait_for_stop() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let sigterm = async {
         match terminate.as_mut() {
             Some(signal) => {

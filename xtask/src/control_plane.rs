@@ -15,15 +15,26 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use fledge_testkit::Tool;
-use fledge_testkit::binaries::{KUBERNETES_VERSION, cached_kube_apiserver, kubernetes_cache_dir, on_path};
+use fledge_testkit::binaries::{
+    KUBERNETES_VERSION, cached_kube_apiserver, kubernetes_cache_dir, on_path,
+};
 
 /// The Debian source package's upstream tarball.
 const ORIG_TARBALL: &str = "kubernetes_1.20.5+really1.20.2.orig.tar.gz";
 /// Packages the build needs.
-const BUILD_PACKAGES: [&str; 6] =
-    ["golang-go", "rsync", "jq", "make", "golang-github-modern-go-reflect2-dev", "golang-github-json-iterator-go-dev"];
+const BUILD_PACKAGES: [&str; 6] = [
+    "golang-go",
+    "rsync",
+    "jq",
+    "make",
+    "golang-github-modern-go-reflect2-dev",
+    "golang-github-json-iterator-go-dev",
+];
 /// Vendored libraries replaced by Debian's newer sources before building.
-const VENDOR_SWAPS: [&str; 2] = ["github.com/modern-go/reflect2", "github.com/json-iterator/go"];
+const VENDOR_SWAPS: [&str; 2] = [
+    "github.com/modern-go/reflect2",
+    "github.com/json-iterator/go",
+];
 /// Marks a source tree whose vendored libraries were swapped.
 const SWAP_MARKER: &str = ".fledge-vendor-swapped";
 
@@ -68,14 +79,20 @@ pub fn check() -> Result<Binaries> {
         }
     }
     if !missing.is_empty() {
-        bail!("the local control plane is incomplete:\n  {}", missing.join("\n  "));
+        bail!(
+            "the local control plane is incomplete:\n  {}",
+            missing.join("\n  ")
+        );
     }
     located()
 }
 
 /// Finds every binary, installing or building what is missing.
 pub fn ensure() -> Result<Binaries> {
-    let missing: Vec<Tool> = Tool::ALL.into_iter().filter(|t| t.locate().is_err()).collect();
+    let missing: Vec<Tool> = Tool::ALL
+        .into_iter()
+        .filter(|t| t.locate().is_err())
+        .collect();
     let packages: Vec<&str> = missing
         .iter()
         .filter_map(|t| match t {
@@ -103,7 +120,10 @@ fn located() -> Result<Binaries> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
@@ -116,19 +136,30 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     }
     step(&format!("apt-get install {}", packages.join(" ")));
     let mut command = Command::new("apt-get");
-    command.args(["install", "-y", "-q", "--no-install-recommends"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive");
+    command
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
     if run_quiet(&mut command).is_err() {
         // A fresh machine has no package lists yet.
         run_quiet(Command::new("apt-get").args(["update", "-q"]))?;
-        run_quiet(&mut command).with_context(|| format!("apt-get install {}", packages.join(" ")))?;
+        run_quiet(&mut command)
+            .with_context(|| format!("apt-get install {}", packages.join(" ")))?;
     }
     Ok(())
 }
 
 fn build_kube_apiserver() -> Result<()> {
     let root = kubernetes_cache_dir();
-    println!("building kube-apiserver {KUBERNETES_VERSION} into {} (about 6 minutes on 2 cores)", root.display());
-    let missing: Vec<&str> = BUILD_PACKAGES.iter().copied().filter(|p| !package_installed(p)).collect();
+    println!(
+        "building kube-apiserver {KUBERNETES_VERSION} into {} (about 6 minutes on 2 cores)",
+        root.display()
+    );
+    let missing: Vec<&str> = BUILD_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !package_installed(p))
+        .collect();
     if !missing.is_empty() {
         apt_install(&missing)?;
     }
@@ -138,8 +169,12 @@ fn build_kube_apiserver() -> Result<()> {
         ensure_deb_src()?;
         std::fs::create_dir_all(&download)?;
         step("apt-get source --download-only kubernetes (34 MB)");
-        run_quiet(Command::new("apt-get").args(["source", "--download-only", "kubernetes"]).current_dir(&download))
-            .context("download Debian's kubernetes source package")?;
+        run_quiet(
+            Command::new("apt-get")
+                .args(["source", "--download-only", "kubernetes"])
+                .current_dir(&download),
+        )
+        .context("download Debian's kubernetes source package")?;
     }
     let src = root.join("src");
     if !src.join("Makefile").is_file() {
@@ -147,22 +182,38 @@ fn build_kube_apiserver() -> Result<()> {
         let partial = root.join("src.partial");
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial)?;
-        run_quiet(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&partial).arg("--strip-components=1"))?;
+        run_quiet(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&partial)
+                .arg("--strip-components=1"),
+        )?;
         let _ = std::fs::remove_dir_all(&src);
         std::fs::rename(&partial, &src)?;
     }
     if !src.join(SWAP_MARKER).is_file() {
-        step("swap vendored reflect2 1.0.1 / json-iterator for Debian's 1.0.2 / 1.1.12 (Go >= 1.18 fix)");
+        step(
+            "swap vendored reflect2 1.0.1 / json-iterator for Debian's 1.0.2 / 1.1.12 (Go >= 1.18 fix)",
+        );
         for library in VENDOR_SWAPS {
             let from = Path::new("/usr/share/gocode/src").join(library);
             if !from.is_dir() {
-                bail!("{} is missing: apt-get install {}", from.display(), BUILD_PACKAGES.join(" "));
+                bail!(
+                    "{} is missing: apt-get install {}",
+                    from.display(),
+                    BUILD_PACKAGES.join(" ")
+                );
             }
             let to = src.join("vendor").join(library);
             std::fs::remove_dir_all(&to).with_context(|| format!("remove {}", to.display()))?;
             run_quiet(Command::new("cp").arg("-rL").arg(&from).arg(&to))?;
         }
-        std::fs::write(src.join(SWAP_MARKER), "reflect2 and json-iterator from /usr/share/gocode\n")?;
+        std::fs::write(
+            src.join(SWAP_MARKER),
+            "reflect2 and json-iterator from /usr/share/gocode\n",
+        )?;
     }
     let gopath = src.join(".go");
     let link = gopath.join("src/k8s.io/kubernetes");
@@ -198,7 +249,10 @@ fn build_kube_apiserver() -> Result<()> {
     let version = Command::new(&target).arg("--version").output()?;
     let version = String::from_utf8_lossy(&version.stdout);
     if !version.contains(KUBERNETES_VERSION) {
-        bail!("{} reports {version:?}, expected {KUBERNETES_VERSION}", target.display());
+        bail!(
+            "{} reports {version:?}, expected {KUBERNETES_VERSION}",
+            target.display()
+        );
     }
     println!("built {} ({})", target.display(), version.trim());
     Ok(())
@@ -208,16 +262,26 @@ fn build_kube_apiserver() -> Result<()> {
 fn ensure_deb_src() -> Result<()> {
     let mut texts = vec![std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
     if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        texts.extend(entries.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()));
+        texts.extend(
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok()),
+        );
     }
-    if texts.iter().any(|t| t.lines().any(|l| l.trim_start().starts_with("deb-src") || l.contains("Types: deb-src"))) {
+    if texts.iter().any(|t| {
+        t.lines()
+            .any(|l| l.trim_start().starts_with("deb-src") || l.contains("Types: deb-src"))
+    }) {
         return Ok(());
     }
     if !is_root() {
-        bail!("apt has no deb-src entry: add one for bookworm (see docs in DESIGN §4) or run as root");
+        bail!(
+            "apt has no deb-src entry: add one for bookworm (see docs in DESIGN §4) or run as root"
+        );
     }
     step("add a deb-src entry for bookworm and apt-get update");
-    let debian = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let debian =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
     let field = |name: &str, fallback: &str| {
         debian
             .lines()
@@ -227,7 +291,10 @@ fn ensure_deb_src() -> Result<()> {
     let entry = format!(
         "Types: deb-src\nURIs: {}\nSuites: bookworm\nComponents: main\nSigned-By: {}\n",
         field("URIs:", "http://deb.debian.org/debian"),
-        field("Signed-By:", "/usr/share/keyrings/debian-archive-keyring.gpg")
+        field(
+            "Signed-By:",
+            "/usr/share/keyrings/debian-archive-keyring.gpg"
+        )
     );
     std::fs::write("/etc/apt/sources.list.d/fledge-deb-src.sources", entry)?;
     run_quiet(Command::new("apt-get").args(["update", "-q"]))
@@ -246,24 +313,48 @@ fn step(what: &str) {
 
 /// Runs a command, showing its output only when it fails.
 fn run_quiet(command: &mut Command) -> Result<()> {
-    let output = command.output().with_context(|| format!("run {command:?}"))?;
+    let output = command
+        .output()
+        .with_context(|| format!("run {command:?}"))?;
     if output.status.success() {
         return Ok(());
     }
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    let tail: Vec<&str> = text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-    bail!("{command:?} failed ({}):\n{}", output.status, tail.join("\n"))
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tail: Vec<&str> = text
+        .lines()
+        .rev()
+        .take(20)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    bail!(
+        "{command:?} failed ({}):\n{}",
+        output.status,
+        tail.join("\n")
+    )
 }
 
 /// Runs a long command, printing its lines with the elapsed time, and a heartbeat while the
 /// Go compiler is silent.
 fn run_with_progress(command: &mut Command) -> Result<()> {
     let started = Instant::now();
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().with_context(|| format!("run {command:?}"))?;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("run {command:?}"))?;
     if let Some(stdout) = child.stdout.take() {
         let (lines, received) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(std::io::Result::ok) {
+            for line in BufReader::new(stdout)
+                .lines()
+                .map_while(std::io::Result::ok)
+            {
                 if lines.send(line).is_err() {
                     break;
                 }
@@ -273,7 +364,10 @@ fn run_with_progress(command: &mut Command) -> Result<()> {
             match received.recv_timeout(std::time::Duration::from_secs(30)) {
                 Ok(line) => println!("    [{:>4}s] {line}", started.elapsed().as_secs()),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    println!("    [{:>4}s] still compiling...", started.elapsed().as_secs());
+                    println!(
+                        "    [{:>4}s] still compiling...",
+                        started.elapsed().as_secs()
+                    );
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }

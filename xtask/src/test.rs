@@ -17,7 +17,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let extra: Vec<String> = match args.split_first() {
         None => Vec::new(),
         Some((dashdash, rest)) if dashdash == "--" => rest.to_vec(),
-        Some((other, _)) => bail!("unknown argument {other:?}; usage: cargo xtask test [-- <cargo test args>]"),
+        Some((other, _)) => {
+            bail!("unknown argument {other:?}; usage: cargo xtask test [-- <cargo test args>]")
+        }
     };
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     let binaries = match control_plane::ensure() {
@@ -31,12 +33,19 @@ pub fn run(args: &[String]) -> Result<()> {
     let tiers: [(&str, &[&str]); 3] = [
         ("unit tests", &["--workspace", "--lib", "--bins"]),
         ("doc tests", &["--workspace", "--doc"]),
-        ("integration and end-to-end tests", &["--workspace", "--tests"]),
+        (
+            "integration and end-to-end tests",
+            &["--workspace", "--tests"],
+        ),
     ];
     for (name, selection) in tiers {
         println!("==> {name}");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-        cargo.arg("test").args(selection).args(&extra).current_dir(crate::workspace_root());
+        cargo
+            .arg("test")
+            .args(selection)
+            .args(&extra)
+            .current_dir(crate::workspace_root());
         if let Some(binaries) = &binaries {
             for (var, path) in binaries.env() {
                 cargo.env(var, path);

@@ -63,7 +63,11 @@ impl Tool {
             } else {
                 Err(Error::BinaryMissing {
                     tool: self.binary_name(),
-                    how: format!("{} points at {}, which is not an executable file", self.env_var(), path.display()),
+                    how: format!(
+                        "{} points at {}, which is not an executable file",
+                        self.env_var(),
+                        path.display()
+                    ),
                 })
             };
         }
@@ -84,13 +88,19 @@ impl Tool {
         if let Some(found) = on_path(self.binary_name()) {
             return Ok(found);
         }
-        Err(Error::BinaryMissing { tool: self.binary_name(), how: self.how_to_get() })
+        Err(Error::BinaryMissing {
+            tool: self.binary_name(),
+            how: self.how_to_get(),
+        })
     }
 
     /// What a developer does to get this binary.
     pub fn how_to_get(self) -> String {
         let assets = match std::env::var_os("KUBEBUILDER_ASSETS") {
-            Some(dir) => format!(" (KUBEBUILDER_ASSETS={} has none)", Path::new(&dir).display()),
+            Some(dir) => format!(
+                " (KUBEBUILDER_ASSETS={} has none)",
+                Path::new(&dir).display()
+            ),
             None => String::new(),
         };
         match self {
@@ -144,7 +154,9 @@ pub fn cached_kube_apiserver() -> PathBuf {
 /// Finds an executable by name on `PATH`.
 pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {

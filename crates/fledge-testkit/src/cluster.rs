@@ -35,7 +35,10 @@ impl ClusterBinaries {
     /// # Errors
     /// [`Error::BinaryMissing`] saying how to get the missing one.
     pub fn locate() -> Result<Self> {
-        Ok(Self { etcd: Tool::Etcd.locate()?, kube_apiserver: Tool::KubeApiserver.locate()? })
+        Ok(Self {
+            etcd: Tool::Etcd.locate()?,
+            kube_apiserver: Tool::KubeApiserver.locate()?,
+        })
     }
 }
 
@@ -107,7 +110,9 @@ impl LocalCluster {
         let etcd = start_with_retries(|| start_etcd(&etcd_bin, dir.path())).await?;
         let etcd_url = etcd.1;
         let etcd = etcd.0;
-        let (apiserver, port) = start_with_retries(|| start_apiserver(&apiserver_bin, dir.path(), &pki, &etcd_url)).await?;
+        let (apiserver, port) =
+            start_with_retries(|| start_apiserver(&apiserver_bin, dir.path(), &pki, &etcd_url))
+                .await?;
         stale::record_pids(dir.path(), &[etcd.pid(), apiserver.pid()])?;
 
         let server_url = format!("https://127.0.0.1:{port}");
@@ -200,7 +205,10 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dir.disable_cleanup(true);
-            eprintln!("LocalCluster: the test failed; its files are kept in {}", self.dir.path().display());
+            eprintln!(
+                "LocalCluster: the test failed; its files are kept in {}",
+                self.dir.path().display()
+            );
         }
     }
 }
@@ -254,7 +262,12 @@ async fn start_etcd(binary: &Path, dir: &Path) -> Result<(ManagedProcess, String
     Ok((process, client_url))
 }
 
-async fn start_apiserver(binary: &Path, dir: &Path, pki: &ApiServerPki, etcd_url: &str) -> Result<(ManagedProcess, u16)> {
+async fn start_apiserver(
+    binary: &Path,
+    dir: &Path,
+    pki: &ApiServerPki,
+    etcd_url: &str,
+) -> Result<(ManagedProcess, u16)> {
     let port = free_port()?;
     let args = vec![
         format!("--etcd-servers={etcd_url}"),
@@ -269,27 +282,47 @@ async fn start_apiserver(binary: &Path, dir: &Path, pki: &ApiServerPki, etcd_url
         format!("--token-auth-file={}", pki.token_file.display()),
         "--authorization-mode=RBAC".to_owned(),
         "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
-        format!("--service-account-key-file={}", pki.service_account_public_key.display()),
-        format!("--service-account-signing-key-file={}", pki.service_account_key.display()),
+        format!(
+            "--service-account-key-file={}",
+            pki.service_account_public_key.display()
+        ),
+        format!(
+            "--service-account-signing-key-file={}",
+            pki.service_account_key.display()
+        ),
         "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
         "--disable-admission-plugins=ServiceAccount".to_owned(),
         "--allow-privileged=true".to_owned(),
         "--v=1".to_owned(),
     ];
-    let mut process = ManagedProcess::spawn("kube-apiserver", binary, &args, &dir.join("kube-apiserver.log"))?;
+    let mut process = ManagedProcess::spawn(
+        "kube-apiserver",
+        binary,
+        &args,
+        &dir.join("kube-apiserver.log"),
+    )?;
     let ca = std::fs::read(&pki.ca_cert).map_err(|e| Error::io("read", &pki.ca_cert, e))?;
-    let ca = reqwest::Certificate::from_pem(&ca)
-        .map_err(|e| Error::Manifest { origin: pki.ca_cert.display().to_string(), reason: e.to_string() })?;
-    let http = reqwest::Client::builder().tls_certs_only([ca]).build().map_err(|e| Error::NotReady {
-        what: "an HTTPS client for kube-apiserver".to_owned(),
-        waited_ms: 0,
-        detail: format!(": {e}"),
+    let ca = reqwest::Certificate::from_pem(&ca).map_err(|e| Error::Manifest {
+        origin: pki.ca_cert.display().to_string(),
+        reason: e.to_string(),
     })?;
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .map_err(|e| Error::NotReady {
+            what: "an HTTPS client for kube-apiserver".to_owned(),
+            waited_ms: 0,
+            detail: format!(": {e}"),
+        })?;
     let readyz = format!("https://127.0.0.1:{port}/readyz");
     let started = Instant::now();
     process
         .wait_ready(READY_TIMEOUT, || {
-            let request = http.get(&readyz).bearer_auth(&pki.admin_token).timeout(Duration::from_secs(2)).send();
+            let request = http
+                .get(&readyz)
+                .bearer_auth(&pki.admin_token)
+                .timeout(Duration::from_secs(2))
+                .send();
             async move {
                 let response = request.await.map_err(|e| e.to_string())?;
                 let status = response.status();
@@ -297,12 +330,22 @@ async fn start_apiserver(binary: &Path, dir: &Path, pki: &ApiServerPki, etcd_url
                 if status.is_success() {
                     Ok(true)
                 } else {
-                    Err(format!("{status}: {}", body.lines().filter(|l| l.contains("failed")).collect::<Vec<_>>().join("; ")))
+                    Err(format!(
+                        "{status}: {}",
+                        body.lines()
+                            .filter(|l| l.contains("failed"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ))
                 }
             }
         })
         .await?;
-    tracing::info!(port, ready_ms = started.elapsed().as_millis(), "kube-apiserver ready");
+    tracing::info!(
+        port,
+        ready_ms = started.elapsed().as_millis(),
+        "kube-apiserver ready"
+    );
     Ok((process, port))
 }
 
@@ -319,7 +362,10 @@ fn write_kubeconfig(path: &Path, server_url: &str, pki: &ApiServerPki) -> Result
         "contexts": [{ "name": "fledge-local", "context": { "cluster": "fledge-local", "user": "admin", "namespace": "default" } }],
         "current-context": "fledge-local",
     });
-    let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Kubeconfig { path: path.to_owned(), reason: e.to_string() })?;
+    let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Kubeconfig {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     std::fs::write(path, text).map_err(|e| Error::io("write kubeconfig", path, e))
 }
 
@@ -328,9 +374,16 @@ fn write_kubeconfig(path: &Path, server_url: &str, pki: &ApiServerPki) -> Result
 /// # Errors
 /// [`Error::Kubeconfig`] when the file cannot be read or used.
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig { path: path.to_owned(), reason: e.to_string() })?;
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| Error::Kubeconfig { path: path.to_owned(), reason: e.to_string() })?;
-    kube::Client::try_from(config).map_err(|e| Error::kube(format!("build a client from {}", path.display()), e))
+        .map_err(|e| Error::Kubeconfig {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    kube::Client::try_from(config)
+        .map_err(|e| Error::kube(format!("build a client from {}", path.display()), e))
 }

@@ -43,7 +43,10 @@ pub async fn install_fledge_crds(client: &kube::Client) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for crd in fledge_api::crd::all() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let value = serde_json::to_value(&crd).map_err(|e| Error::Manifest { origin: name.clone(), reason: e.to_string() })?;
+        let value = serde_json::to_value(&crd).map_err(|e| Error::Manifest {
+            origin: name.clone(),
+            reason: e.to_string(),
+        })?;
         manifests::apply_value(client, value, "fledge_api::crd::all()", "default").await?;
         names.push(name);
     }
@@ -72,7 +75,12 @@ pub async fn install_mesh_crds(client: &kube::Client) -> Result<MeshCrdSource> {
         install_mesh_crds_from(client, &dir).await?;
         Ok(MeshCrdSource::Reference(dir))
     } else {
-        install_crd_yaml(client, FALLBACK_MESH_CRDS, "fledge-testkit crds/mesh-fallback.yaml").await?;
+        install_crd_yaml(
+            client,
+            FALLBACK_MESH_CRDS,
+            "fledge-testkit crds/mesh-fallback.yaml",
+        )
+        .await?;
         Ok(MeshCrdSource::Fallback)
     }
 }
@@ -98,9 +106,16 @@ pub async fn install_mesh_crds_from(client: &kube::Client, dir: &Path) -> Result
 ///
 /// # Errors
 /// As [`install_fledge_crds`].
-pub async fn install_crd_yaml(client: &kube::Client, yaml: &str, origin: &str) -> Result<Vec<String>> {
+pub async fn install_crd_yaml(
+    client: &kube::Client,
+    yaml: &str,
+    origin: &str,
+) -> Result<Vec<String>> {
     let applied = manifests::apply_yaml(client, yaml, origin, "default").await?;
-    let names: Vec<String> = applied.into_iter().filter_map(|o| o.metadata.name).collect();
+    let names: Vec<String> = applied
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .collect();
     wait_established(client, &names).await?;
     Ok(names)
 }
@@ -116,11 +131,18 @@ pub async fn wait_established(client: &kube::Client, names: &[String]) -> Result
     while !pending.is_empty() {
         let mut still = Vec::new();
         for name in pending {
-            let crd = api.get_opt(name).await.map_err(|e| Error::kube(format!("get crd {name}"), e))?;
+            let crd = api
+                .get_opt(name)
+                .await
+                .map_err(|e| Error::kube(format!("get crd {name}"), e))?;
             let established = crd
                 .and_then(|c| c.status)
                 .and_then(|s| s.conditions)
-                .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+                .is_some_and(|conditions| {
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
             if !established {
                 still.push(name);
             }

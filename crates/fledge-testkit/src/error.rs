@@ -123,11 +123,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps a client error with the request it belonged to.
     pub(crate) fn kube(action: impl Into<String>, source: kube::Error) -> Self {
-        Self::Kube { action: action.into(), source }
+        Self::Kube {
+            action: action.into(),
+            source,
+        }
     }
 
     /// Wraps an I/O error with the file it concerned.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }

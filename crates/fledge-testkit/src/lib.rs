@@ -67,7 +67,11 @@ impl LocalCluster {
     ///
     /// # Errors
     /// See [`manifests::apply_yaml`].
-    pub async fn apply_yaml(&self, yaml: &str, namespace: &str) -> Result<Vec<kube::api::DynamicObject>> {
+    pub async fn apply_yaml(
+        &self,
+        yaml: &str,
+        namespace: &str,
+    ) -> Result<Vec<kube::api::DynamicObject>> {
         manifests::apply_yaml(&self.client(), yaml, "inline YAML", namespace).await
     }
 }

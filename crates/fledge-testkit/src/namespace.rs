@@ -14,7 +14,9 @@ pub struct TempNamespace {
 
 impl std::fmt::Debug for TempNamespace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TempNamespace").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("TempNamespace")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -27,13 +29,18 @@ impl TempNamespace {
         let api: Api<Namespace> = Api::all(client.clone());
         let mut namespace = Namespace::default();
         namespace.metadata.generate_name = Some(format!("{}-", prefix.trim_end_matches('-')));
-        namespace.metadata.labels = Some([("fledge.dev/test".to_owned(), "true".to_owned())].into());
+        namespace.metadata.labels =
+            Some([("fledge.dev/test".to_owned(), "true".to_owned())].into());
         let created = api
             .create(&PostParams::default(), &namespace)
             .await
             .map_err(|e| Error::kube(format!("create namespace {prefix}-*"), e))?;
         let name = created.metadata.name.unwrap_or_default();
-        Ok(Self { name, client: client.clone(), deleted: false })
+        Ok(Self {
+            name,
+            client: client.clone(),
+            deleted: false,
+        })
     }
 
     /// The namespace's name.

@@ -41,8 +41,13 @@ impl ApiServerPki {
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "fledge-testkit-ca");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "fledge-testkit-ca");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca_params, ca_key);
 
@@ -52,7 +57,9 @@ impl ApiServerPki {
             "localhost".to_owned(),
             "kubernetes.default.svc".to_owned(),
         ])?;
-        serving_params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        serving_params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
         serving_params.use_authority_key_identifier_extension = true;
         let serving_cert = serving_params.signed_by(&serving_key, &issuer)?;
 
@@ -71,9 +78,18 @@ impl ApiServerPki {
         write(&pki.ca_cert, &ca_cert.pem())?;
         write(&pki.serving_cert, &serving_cert.pem())?;
         write(&pki.serving_key, &serving_key.serialize_pem())?;
-        write(&pki.service_account_key, &service_account_key.serialize_pem())?;
-        write(&pki.service_account_public_key, &service_account_key.public_key_pem())?;
-        write(&pki.token_file, &format!("{},admin,admin,\"system:masters\"\n", pki.admin_token))?;
+        write(
+            &pki.service_account_key,
+            &service_account_key.serialize_pem(),
+        )?;
+        write(
+            &pki.service_account_public_key,
+            &service_account_key.public_key_pem(),
+        )?;
+        write(
+            &pki.token_file,
+            &format!("{},admin,admin,\"system:masters\"\n", pki.admin_token),
+        )?;
         Ok(pki)
     }
 }
@@ -84,7 +100,11 @@ fn random_token() -> String {
     for i in 0..2 {
         let mut hasher = RandomState::new().build_hasher();
         hasher.write_u64(i);
-        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
         let _ = write!(token, "{:016x}", hasher.finish());
     }
     token

@@ -33,16 +33,26 @@ impl ManagedProcess {
     /// [`Error::Io`] when the log cannot be created, [`Error::Spawn`] when the program cannot run.
     pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Self> {
         let out = File::create(log).map_err(|e| Error::io("create log", log, e))?;
-        let err = out.try_clone().map_err(|e| Error::io("create log", log, e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| Error::io("create log", log, e))?;
         let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
-            .map_err(|source| Error::Spawn { name: name.to_owned(), path: program.to_owned(), source })?;
+            .map_err(|source| Error::Spawn {
+                name: name.to_owned(),
+                path: program.to_owned(),
+                source,
+            })?;
         tracing::debug!(name, pid = child.id(), log = %log.display(), "started");
-        Ok(Self { name: name.to_owned(), child, log: log.to_owned() })
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        })
     }
 
     /// The process's role (`etcd`, `kube-apiserver`, `prometheus`).
@@ -102,8 +112,17 @@ impl ManagedProcess {
                 if !last.is_empty() {
                     detail = format!("; last probe: {last}");
                 }
-                let _ = write!(detail, "; last lines of its log ({}):\n{}", self.log.display(), self.log_tail(LOG_TAIL_LINES));
-                return Err(Error::NotReady { what: self.name.clone(), waited_ms: timeout.as_millis(), detail });
+                let _ = write!(
+                    detail,
+                    "; last lines of its log ({}):\n{}",
+                    self.log.display(),
+                    self.log_tail(LOG_TAIL_LINES)
+                );
+                return Err(Error::NotReady {
+                    what: self.name.clone(),
+                    waited_ms: timeout.as_millis(),
+                    detail,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -166,7 +185,10 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .map_err(|e| Error::io("bind a loopback port", "127.0.0.1:0", e))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| Error::io("bind a loopback port", "127.0.0.1:0", e))
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("bind a loopback port", "127.0.0.1:0", e))
 }
 
 /// Whether a start-up failure was a port taken by someone else (worth a retry on new ports).

@@ -36,7 +36,10 @@ pub struct LocalPrometheus {
 
 impl std::fmt::Debug for LocalPrometheus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalPrometheus").field("url", &self.url).field("pid", &self.process.pid()).finish_non_exhaustive()
+        f.debug_struct("LocalPrometheus")
+            .field("url", &self.url)
+            .field("pid", &self.process.pid())
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +78,13 @@ impl LocalPrometheus {
             }
         };
         stale::record_pids(dir.path(), &[process.pid()])?;
-        Ok(Self { process, url, targets_file, http, dir })
+        Ok(Self {
+            process,
+            url,
+            targets_file,
+            http,
+            dir,
+        })
     }
 
     /// The base URL (`http://127.0.0.1:PORT`), what a MetricTemplate's `provider.address` takes.
@@ -106,9 +115,15 @@ impl LocalPrometheus {
     /// # Errors
     /// [`Error::Prometheus`] when the request fails or Prometheus reports an error.
     pub async fn query(&self, promql: &str) -> Result<Vec<Sample>> {
-        let failed = |reason: String| Error::Prometheus { action: format!("query {promql}"), reason };
-        let url = reqwest::Url::parse_with_params(&format!("{}/api/v1/query", self.url), &[("query", promql)])
-            .map_err(|e| failed(e.to_string()))?;
+        let failed = |reason: String| Error::Prometheus {
+            action: format!("query {promql}"),
+            reason,
+        };
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.url),
+            &[("query", promql)],
+        )
+        .map_err(|e| failed(e.to_string()))?;
         let response = self
             .http
             .get(url)
@@ -121,7 +136,8 @@ impl LocalPrometheus {
             return Err(failed(format!("{}: {}", body["errorType"], body["error"])));
         }
         let data = &body["data"];
-        let value_of = |pair: &serde_json::Value| pair[1].as_str().and_then(|v| v.parse::<f64>().ok());
+        let value_of =
+            |pair: &serde_json::Value| pair[1].as_str().and_then(|v| v.parse::<f64>().ok());
         match data["resultType"].as_str() {
             Some("vector") => Ok(data["result"]
                 .as_array()
@@ -130,12 +146,27 @@ impl LocalPrometheus {
                 .filter_map(|series| {
                     let labels = series["metric"]
                         .as_object()
-                        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| {
+                                    (k.clone(), v.as_str().unwrap_or_default().to_owned())
+                                })
+                                .collect()
+                        })
                         .unwrap_or_default();
-                    Some(Sample { labels, value: value_of(&series["value"])? })
+                    Some(Sample {
+                        labels,
+                        value: value_of(&series["value"])?,
+                    })
                 })
                 .collect()),
-            Some("scalar") => Ok(value_of(&data["result"]).map(|value| Sample { labels: BTreeMap::new(), value }).into_iter().collect()),
+            Some("scalar") => Ok(value_of(&data["result"])
+                .map(|value| Sample {
+                    labels: BTreeMap::new(),
+                    value,
+                })
+                .into_iter()
+                .collect()),
             other => Err(failed(format!("unexpected result type {other:?}"))),
         }
     }
@@ -171,22 +202,37 @@ impl LocalPrometheus {
     }
 }
 
-async fn start_once(binary: &Path, dir: &Path, config: &Path, http: &reqwest::Client) -> Result<(ManagedProcess, String)> {
+async fn start_once(
+    binary: &Path,
+    dir: &Path,
+    config: &Path,
+    http: &reqwest::Client,
+) -> Result<(ManagedProcess, String)> {
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let args = vec![
         format!("--config.file={}", config.display()),
-        format!("--storage.tsdb.path={}", dir.join(format!("data-{port}")).display()),
+        format!(
+            "--storage.tsdb.path={}",
+            dir.join(format!("data-{port}")).display()
+        ),
         format!("--web.listen-address=127.0.0.1:{port}"),
         "--storage.tsdb.retention.time=2h".to_owned(),
         "--log.level=warn".to_owned(),
     ];
-    let mut process = ManagedProcess::spawn("prometheus", binary, &args, &dir.join("prometheus.log"))?;
+    let mut process =
+        ManagedProcess::spawn("prometheus", binary, &args, &dir.join("prometheus.log"))?;
     let ready = format!("{url}/-/ready");
     process
         .wait_ready(READY_TIMEOUT, || {
             let request = http.get(&ready).timeout(Duration::from_secs(2)).send();
-            async move { Ok(request.await.map_err(|e| e.to_string())?.status().is_success()) }
+            async move {
+                Ok(request
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status()
+                    .is_success())
+            }
         })
         .await?;
     Ok((process, url))
@@ -194,7 +240,8 @@ async fn start_once(binary: &Path, dir: &Path, config: &Path, http: &reqwest::Cl
 
 fn write_targets(path: &Path, targets: &[SocketAddr]) -> Result<()> {
     let list: Vec<String> = targets.iter().map(ToString::to_string).collect();
-    let text = serde_json::json!([{ "targets": list, "labels": { "source": "fledge-testkit" } }]).to_string();
+    let text = serde_json::json!([{ "targets": list, "labels": { "source": "fledge-testkit" } }])
+        .to_string();
     // Written whole then renamed, so Prometheus never reads half a file.
     let partial = path.with_extension("partial");
     std::fs::write(&partial, text).map_err(|e| Error::io("write", &partial, e))?;

@@ -33,7 +33,9 @@ pub(crate) fn record_pids(dir: &Path, pids: &[u32]) -> Result<()> {
 
 /// Removes stale directories (and their leftover processes) from the temp directory.
 pub fn sweep() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -41,7 +43,9 @@ pub fn sweep() {
             continue;
         }
         let dir = entry.path();
-        let Some(owner) = read_pid(&dir.join(OWNER_FILE)) else { continue };
+        let Some(owner) = read_pid(&dir.join(OWNER_FILE)) else {
+            continue;
+        };
         if process_alive(owner) {
             continue;
         }
@@ -53,12 +57,19 @@ pub fn sweep() {
 
 /// Ends the processes recorded for `dir` whose command line still names `dir`.
 fn end_leftovers(dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(dir.join(PIDS_FILE)) else { return };
+    let Ok(text) = std::fs::read_to_string(dir.join(PIDS_FILE)) else {
+        return;
+    };
     let needle = dir.to_string_lossy().into_owned();
     for pid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         if String::from_utf8_lossy(&cmdline).contains(&needle) {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
             // The signal is asynchronous: wait (briefly) until it has taken effect.
             for _ in 0..100 {
                 if !process_alive(pid) {
@@ -78,7 +89,10 @@ fn read_pid(path: &Path) -> Option<u32> {
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state is the field after the parenthesised command name.
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|state| state != "Z"),
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
         Err(_) => false,
     }
 }

@@ -18,7 +18,9 @@ fn processes_naming(dir: &Path) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle)) && process_alive(*pid)
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+                && process_alive(*pid)
         })
         .collect()
 }
@@ -27,15 +29,32 @@ fn processes_naming(dir: &Path) -> Vec<u32> {
 async fn an_api_server_that_exits_at_start_shows_its_log_tail_and_leaves_nothing_behind() {
     let scripts = tempfile::tempdir().expect("temp dir");
     let broken = scripts.path().join("kube-apiserver");
-    std::fs::write(&broken, "#!/bin/sh\necho 'starting'\necho 'Error: unknown flag: --frobnicate' >&2\nexit 1\n").expect("script");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'starting'\necho 'Error: unknown flag: --frobnicate' >&2\nexit 1\n",
+    )
+    .expect("script");
     std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let binaries = ClusterBinaries { etcd: Tool::Etcd.locate().expect("etcd"), kube_apiserver: broken };
+    let binaries = ClusterBinaries {
+        etcd: Tool::Etcd.locate().expect("etcd"),
+        kube_apiserver: broken,
+    };
 
-    let error = LocalCluster::start_with(&binaries).await.expect_err("the API server dies");
-    let Error::ExitedEarly { name, tail, log, .. } = &error else { panic!("unexpected error: {error}") };
+    let error = LocalCluster::start_with(&binaries)
+        .await
+        .expect_err("the API server dies");
+    let Error::ExitedEarly {
+        name, tail, log, ..
+    } = &error
+    else {
+        panic!("unexpected error: {error}")
+    };
     assert_eq!(name, "kube-apiserver");
     assert!(tail.contains("Error: unknown flag: --frobnicate"), "{tail}");
-    assert!(error.to_string().contains("last lines of its log"), "{error}");
+    assert!(
+        error.to_string().contains("last lines of its log"),
+        "{error}"
+    );
     // etcd, started first, was stopped with the failed start.
     let cluster_dir = log.parent().expect("log in the cluster dir");
     assert_eq!(processes_naming(cluster_dir), Vec::<u32>::new());
@@ -56,8 +75,12 @@ async fn a_port_taken_by_someone_else_is_recognised_as_a_conflict() {
         format!("--initial-cluster=default=http://127.0.0.1:{peer}"),
     ];
     let etcd = Tool::Etcd.locate().expect("etcd");
-    let mut process = ManagedProcess::spawn("etcd", &etcd, &args, &dir.path().join("etcd.log")).expect("spawn");
-    let error = process.wait_ready(Duration::from_secs(20), || async { Ok(false) }).await.expect_err("etcd cannot bind");
+    let mut process =
+        ManagedProcess::spawn("etcd", &etcd, &args, &dir.path().join("etcd.log")).expect("spawn");
+    let error = process
+        .wait_ready(Duration::from_secs(20), || async { Ok(false) })
+        .await
+        .expect_err("etcd cannot bind");
     assert!(is_port_conflict(&error), "{error}");
 }
 
@@ -65,10 +88,15 @@ async fn a_port_taken_by_someone_else_is_recognised_as_a_conflict() {
 fn a_panicking_test_leaves_no_process_behind() {
     let (pids_sender, pids) = std::sync::mpsc::channel();
     let outcome = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         runtime.block_on(async move {
             let cluster = LocalCluster::start().await.expect("local control plane");
-            pids_sender.send((cluster.pids(), cluster.dir().to_owned())).expect("send");
+            pids_sender
+                .send((cluster.pids(), cluster.dir().to_owned()))
+                .expect("send");
             panic!("the test under test fails");
         });
     })
@@ -79,26 +107,48 @@ fn a_panicking_test_leaves_no_process_behind() {
         assert!(!process_alive(pid), "process {pid} survived the panic");
     }
     // The failed test's files are kept for inspection, logs included.
-    assert!(dir.join("kube-apiserver.log").is_file(), "{} kept", dir.display());
+    assert!(
+        dir.join("kube-apiserver.log").is_file(),
+        "{} kept",
+        dir.display()
+    );
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
 
 #[test]
 fn directories_of_killed_runs_are_swept_with_their_processes() {
     // A run killed outright: its owner is gone, one of its servers still runs.
-    let dead_owner = std::process::Command::new("true").spawn().expect("spawn").id();
+    let dead_owner = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn")
+        .id();
     std::thread::sleep(Duration::from_millis(100));
-    let stale_dir = tempfile::Builder::new().prefix(stale::CLUSTER_DIR_PREFIX).tempdir().expect("dir").keep();
+    let stale_dir = tempfile::Builder::new()
+        .prefix(stale::CLUSTER_DIR_PREFIX)
+        .tempdir()
+        .expect("dir")
+        .keep();
     std::fs::write(stale_dir.join("server.log"), "").expect("log");
-    let mut leftover = std::process::Command::new("tail").arg("-f").arg(stale_dir.join("server.log")).spawn().expect("leftover");
+    let mut leftover = std::process::Command::new("tail")
+        .arg("-f")
+        .arg(stale_dir.join("server.log"))
+        .spawn()
+        .expect("leftover");
     std::fs::write(stale_dir.join("children.pids"), leftover.id().to_string()).expect("pids");
     std::thread::sleep(Duration::from_millis(100));
     assert!(process_alive(leftover.id()), "the leftover server runs");
     // The owner file comes last, as in a real run: a sweep elsewhere skips a directory without one.
     std::fs::write(stale_dir.join("owner.pid"), dead_owner.to_string()).expect("owner");
     // A live run's directory is left alone.
-    let live_dir = tempfile::Builder::new().prefix(stale::CLUSTER_DIR_PREFIX).tempdir().expect("dir");
-    std::fs::write(live_dir.path().join("owner.pid"), std::process::id().to_string()).expect("owner");
+    let live_dir = tempfile::Builder::new()
+        .prefix(stale::CLUSTER_DIR_PREFIX)
+        .tempdir()
+        .expect("dir");
+    std::fs::write(
+        live_dir.path().join("owner.pid"),
+        std::process::id().to_string(),
+    )
+    .expect("owner");
 
     stale::sweep();
 

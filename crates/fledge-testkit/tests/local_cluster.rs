@@ -12,13 +12,22 @@ async fn cluster_is_ready_within_ten_seconds_and_serves_a_kubeconfig_client() {
     let started = Instant::now();
     let cluster = LocalCluster::start().await.expect("local control plane");
     let ready_in = cluster.startup_duration();
-    eprintln!("local control plane ready in {} ms ({} ms including the wait for other starts)", ready_in.as_millis(), started.elapsed().as_millis());
+    eprintln!(
+        "local control plane ready in {} ms ({} ms including the wait for other starts)",
+        ready_in.as_millis(),
+        started.elapsed().as_millis()
+    );
     assert!(ready_in < Duration::from_secs(10), "took {ready_in:?}");
 
     // The kubeconfig is what an operator under test would use: a client built from it works.
-    let client = fledge_testkit::client_from_kubeconfig(cluster.kubeconfig_path()).await.expect("client from kubeconfig");
+    let client = fledge_testkit::client_from_kubeconfig(cluster.kubeconfig_path())
+        .await
+        .expect("client from kubeconfig");
     let version = client.apiserver_version().await.expect("server version");
-    assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "20"));
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "20")
+    );
 
     let ns = cluster.temp_namespace("smoke").await.expect("namespace");
     assert!(ns.name().starts_with("smoke-"), "{}", ns.name());
@@ -26,7 +35,10 @@ async fn cluster_is_ready_within_ten_seconds_and_serves_a_kubeconfig_client() {
     let mut cm = ConfigMap::default();
     cm.metadata.name = Some("hello".into());
     cm.data = Some([("greeting".to_owned(), "hi".to_owned())].into());
-    configmaps.create(&PostParams::default(), &cm).await.expect("create configmap");
+    configmaps
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create configmap");
     let stored = configmaps.get("hello").await.expect("read it back");
     assert_eq!(stored.data.expect("data")["greeting"], "hi");
 }
@@ -35,7 +47,14 @@ async fn cluster_is_ready_within_ten_seconds_and_serves_a_kubeconfig_client() {
 async fn fledge_and_mesh_crds_install_and_custom_resources_round_trip() {
     let cluster = LocalCluster::start().await.expect("local control plane");
     let names = cluster.install_fledge_crds().await.expect("fledge crds");
-    assert_eq!(names, ["canaries.flagger.app", "metrictemplates.flagger.app", "alertproviders.flagger.app"]);
+    assert_eq!(
+        names,
+        [
+            "canaries.flagger.app",
+            "metrictemplates.flagger.app",
+            "alertproviders.flagger.app"
+        ]
+    );
     let source = cluster.install_mesh_crds().await.expect("mesh crds");
     let ns = cluster.temp_namespace("crds").await.expect("namespace");
 
@@ -50,7 +69,10 @@ spec:
   service: { port: 9898 }
   analysis: { interval: 1m, threshold: 5, maxWeight: 50, stepWeight: 10 }
 ";
-    let applied = cluster.apply_yaml(canary, ns.name()).await.expect("apply canary");
+    let applied = cluster
+        .apply_yaml(canary, ns.name())
+        .await
+        .expect("apply canary");
     assert_eq!(applied[0].data["spec"]["analysis"]["stepWeight"], 10);
 
     let virtual_service = r"
@@ -64,7 +86,10 @@ spec:
     - { destination: { host: podinfo-primary }, weight: 80 }
     - { destination: { host: podinfo-canary }, weight: 20 }
 ";
-    cluster.apply_yaml(virtual_service, ns.name()).await.expect("apply virtual service");
+    cluster
+        .apply_yaml(virtual_service, ns.name())
+        .await
+        .expect("apply virtual service");
     let route = r"
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: HTTPRoute
@@ -75,7 +100,10 @@ spec:
     - { name: podinfo-primary, port: 9898, weight: 90 }
     - { name: podinfo-canary, port: 9898, weight: 10 }
 ";
-    cluster.apply_yaml(route, ns.name()).await.expect("apply httproute");
+    cluster
+        .apply_yaml(route, ns.name())
+        .await
+        .expect("apply httproute");
     let split = r"
 apiVersion: split.smi-spec.io/v1alpha3
 kind: TrafficSplit
@@ -86,10 +114,14 @@ spec:
   - { service: podinfo-primary, weight: 100 }
   - { service: podinfo-canary, weight: 0 }
 ";
-    cluster.apply_yaml(split, ns.name()).await.expect("apply trafficsplit");
+    cluster
+        .apply_yaml(split, ns.name())
+        .await
+        .expect("apply trafficsplit");
 
     let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "VirtualService");
-    let vs: Api<DynamicObject> = Api::namespaced_with(cluster.client(), ns.name(), &ApiResource::from_gvk(&gvk));
+    let vs: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client(), ns.name(), &ApiResource::from_gvk(&gvk));
     let stored = vs.get("podinfo").await.expect("read virtual service");
     assert_eq!(stored.data["spec"]["http"][0]["route"][1]["weight"], 20);
 
@@ -97,7 +129,13 @@ spec:
         // The upstream schema is enforced: a weight given as a string is refused.
         eprintln!("mesh CRDs from {}", dir.display());
         let bad = virtual_service.replace("weight: 20", "weight: \"twenty\"");
-        let refused = cluster.apply_yaml(&bad, ns.name()).await.expect_err("invalid weight");
-        assert!(refused.to_string().contains("VirtualService podinfo"), "{refused}");
+        let refused = cluster
+            .apply_yaml(&bad, ns.name())
+            .await
+            .expect_err("invalid weight");
+        assert!(
+            refused.to_string().contains("VirtualService podinfo"),
+            "{refused}"
+        );
     }
 }

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use fledge_testkit::{ClusterSim, ClusterSimConfig, LocalCluster, LocalPrometheus, SimApp, TrafficSim, TrafficSimConfig};
+use fledge_testkit::{
+    ClusterSim, ClusterSimConfig, LocalCluster, LocalPrometheus, SimApp, TrafficSim,
+    TrafficSimConfig,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 
@@ -40,7 +43,9 @@ spec:
 ";
 
 fn virtual_service(primary: u32, canary: u32) -> String {
-    VIRTUAL_SERVICE.replace("WEIGHT_PRIMARY", &primary.to_string()).replace("WEIGHT_CANARY", &canary.to_string())
+    VIRTUAL_SERVICE
+        .replace("WEIGHT_PRIMARY", &primary.to_string())
+        .replace("WEIGHT_CANARY", &canary.to_string())
 }
 
 async fn wait_available(cluster: &LocalCluster, namespace: &str, names: &[&str]) {
@@ -52,7 +57,10 @@ async fn wait_available(cluster: &LocalCluster, namespace: &str, names: &[&str])
             if d.status.and_then(|s| s.available_replicas).unwrap_or(0) > 0 {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "{name} not available");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{name} not available"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -65,7 +73,11 @@ async fn wait_route_source(sim: &TrafficSim, ns: &str, expected: &str) {
         if sim.route_source(ns, "podinfo").as_deref() == Some(expected) {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "routes read from {:?}", sim.route_source(ns, "podinfo"));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "routes read from {:?}",
+            sim.route_source(ns, "podinfo")
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -75,16 +87,43 @@ async fn the_split_follows_the_weights_in_the_cluster() {
     let cluster = LocalCluster::start().await.expect("local control plane");
     cluster.install_mesh_crds().await.expect("mesh crds");
     let ns = cluster.temp_namespace("traffic").await.expect("namespace");
-    let _cluster_sim = ClusterSim::start(cluster.client(), ClusterSimConfig { ready_delay: Duration::from_millis(100), namespace: Some(ns.name().to_owned()) });
-    cluster.apply_yaml(&(deployment("podinfo", "") + &deployment("podinfo-primary", "")), ns.name()).await.expect("deployments");
+    let _cluster_sim = ClusterSim::start(
+        cluster.client(),
+        ClusterSimConfig {
+            ready_delay: Duration::from_millis(100),
+            namespace: Some(ns.name().to_owned()),
+        },
+    );
+    cluster
+        .apply_yaml(
+            &(deployment("podinfo", "") + &deployment("podinfo-primary", "")),
+            ns.name(),
+        )
+        .await
+        .expect("deployments");
     wait_available(&cluster, ns.name(), &["podinfo", "podinfo-primary"]).await;
 
-    let app = SimApp::new(ns.name(), "podinfo").with_rate(0.0).with_header_share(0.1, "x-canary", "insider");
-    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default()).await.expect("traffic sim");
-    assert_eq!(sim.route_source(ns.name(), "podinfo").as_deref(), Some("no routing resource"));
+    let app = SimApp::new(ns.name(), "podinfo")
+        .with_rate(0.0)
+        .with_header_share(0.1, "x-canary", "insider");
+    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default())
+        .await
+        .expect("traffic sim");
+    assert_eq!(
+        sim.route_source(ns.name(), "podinfo").as_deref(),
+        Some("no routing resource")
+    );
 
-    cluster.apply_yaml(&virtual_service(80, 20), ns.name()).await.expect("virtual service");
-    wait_route_source(&sim, ns.name(), &format!("VirtualService {}/podinfo", ns.name())).await;
+    cluster
+        .apply_yaml(&virtual_service(80, 20), ns.name())
+        .await
+        .expect("virtual service");
+    wait_route_source(
+        &sim,
+        ns.name(),
+        &format!("VirtualService {}/podinfo", ns.name()),
+    )
+    .await;
     let before = sim.counts(ns.name(), "podinfo").expect("app");
     sim.send(ns.name(), "podinfo", 2_000);
     let after = sim.counts(ns.name(), "podinfo").expect("app");
@@ -98,7 +137,10 @@ async fn the_split_follows_the_weights_in_the_cluster() {
     assert!((share - 28.0).abs() <= 3.0, "canary share {share:.1} %");
 
     // Promotion: the router sets 100/0 and the canary gets only the insiders.
-    cluster.apply_yaml(&virtual_service(100, 0), ns.name()).await.expect("virtual service");
+    cluster
+        .apply_yaml(&virtual_service(100, 0), ns.name())
+        .await
+        .expect("virtual service");
     let start = Instant::now();
     loop {
         sim.refresh().await;
@@ -109,7 +151,10 @@ async fn the_split_follows_the_weights_in_the_cluster() {
         if (share - 10.0).abs() <= 3.0 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "canary share stays {share:.1} %");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "canary share stays {share:.1} %"
+        );
     }
 }
 
@@ -118,19 +163,37 @@ async fn prometheus_computes_the_rates_the_builtin_queries_read() {
     let cluster = LocalCluster::start().await.expect("local control plane");
     cluster.install_mesh_crds().await.expect("mesh crds");
     let ns = cluster.temp_namespace("metrics").await.expect("namespace");
-    let _cluster_sim = ClusterSim::start(cluster.client(), ClusterSimConfig { ready_delay: Duration::from_millis(100), namespace: Some(ns.name().to_owned()) });
+    let _cluster_sim = ClusterSim::start(
+        cluster.client(),
+        ClusterSimConfig {
+            ready_delay: Duration::from_millis(100),
+            namespace: Some(ns.name().to_owned()),
+        },
+    );
     // The canary is a bad version: 30 % of its requests fail, and it is slow.
     let bad = r#"{ name: FLEDGE_SIM_ERROR_RATE, value: "0.3" }, { name: FLEDGE_SIM_LATENCY_MS, value: "400" }"#;
     cluster
-        .apply_yaml(&(deployment("podinfo", bad) + &deployment("podinfo-primary", "") + &virtual_service(50, 50)), ns.name())
+        .apply_yaml(
+            &(deployment("podinfo", bad)
+                + &deployment("podinfo-primary", "")
+                + &virtual_service(50, 50)),
+            ns.name(),
+        )
         .await
         .expect("manifests");
     wait_available(&cluster, ns.name(), &["podinfo", "podinfo-primary"]).await;
 
     let app = SimApp::new(ns.name(), "podinfo").with_rate(100.0);
-    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default()).await.expect("traffic sim");
-    let prometheus = LocalPrometheus::start(&[sim.metrics_addr()]).await.expect("prometheus");
-    prometheus.wait_for_targets_up(1, Duration::from_secs(15)).await.expect("target up");
+    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default())
+        .await
+        .expect("traffic sim");
+    let prometheus = LocalPrometheus::start(&[sim.metrics_addr()])
+        .await
+        .expect("prometheus");
+    prometheus
+        .wait_for_targets_up(1, Duration::from_secs(15))
+        .await
+        .expect("target up");
     tokio::time::sleep(Duration::from_secs(6)).await;
 
     let ns = ns.name();
@@ -141,11 +204,22 @@ async fn prometheus_computes_the_rates_the_builtin_queries_read() {
              / sum(rate(istio_requests_total{{reporter="destination",destination_workload_namespace="{ns}",destination_workload=~"{workload}"}}[1m])) * 100"#
         )
     };
-    let canary = prometheus.query_value(&success_rate("podinfo")).await.expect("query").expect("a value");
-    let primary = prometheus.query_value(&success_rate("podinfo-primary")).await.expect("query").expect("a value");
+    let canary = prometheus
+        .query_value(&success_rate("podinfo"))
+        .await
+        .expect("query")
+        .expect("a value");
+    let primary = prometheus
+        .query_value(&success_rate("podinfo-primary"))
+        .await
+        .expect("query")
+        .expect("a value");
     eprintln!("success rate: canary {canary:.1} %, primary {primary:.1} %");
     assert!((canary - 70.0).abs() < 8.0, "canary success rate {canary}");
-    assert!((primary - 100.0).abs() < f64::EPSILON, "primary success rate {primary}");
+    assert!(
+        (primary - 100.0).abs() < f64::EPSILON,
+        "primary success rate {primary}"
+    );
 
     let rate = prometheus
         .query_value(&format!(r#"sum(rate(istio_requests_total{{destination_workload_namespace="{ns}",destination_workload="podinfo"}}[5s]))"#))
@@ -174,5 +248,8 @@ async fn prometheus_computes_the_rates_the_builtin_queries_read() {
         .await
         .expect("query")
         .expect("a value");
-    assert!((linkerd - canary).abs() < 1.0, "linkerd {linkerd} vs istio {canary}");
+    assert!(
+        (linkerd - canary).abs() < 1.0,
+        "linkerd {linkerd} vs istio {canary}"
+    );
 }

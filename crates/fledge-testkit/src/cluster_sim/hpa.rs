@@ -15,7 +15,9 @@ const POLL: Duration = Duration::from_millis(500);
 
 pub(super) async fn run(client: kube::Client, namespace: Option<String>) {
     let Some(resource) = served_hpa_resource(&client).await else {
-        tracing::warn!("no autoscaling/v2beta2 or v2 served: HorizontalPodAutoscalers are not simulated");
+        tracing::warn!(
+            "no autoscaling/v2beta2 or v2 served: HorizontalPodAutoscalers are not simulated"
+        );
         return;
     };
     let mut ticker = tokio::time::interval(POLL);
@@ -25,7 +27,9 @@ pub(super) async fn run(client: kube::Client, namespace: Option<String>) {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        let Ok(list) = hpas.list(&kube::api::ListParams::default()).await else { continue };
+        let Ok(list) = hpas.list(&kube::api::ListParams::default()).await else {
+            continue;
+        };
         for hpa in list {
             if let Err(e) = reconcile(&client, &resource, &hpa).await {
                 tracing::debug!(error = %e, "hpa sim");
@@ -46,34 +50,60 @@ async fn served_hpa_resource(client: &kube::Client) -> Option<ApiResource> {
 
 /// The replica count the autoscaler settles on: the current one, clamped to min..=max.
 pub(super) fn desired_replicas(current: i32, min: i32, max: i32) -> i32 {
-    if current == 0 { 0 } else { current.clamp(min, max.max(min)) }
+    if current == 0 {
+        0
+    } else {
+        current.clamp(min, max.max(min))
+    }
 }
 
-async fn reconcile(client: &kube::Client, resource: &ApiResource, hpa: &DynamicObject) -> Result<(), kube::Error> {
+async fn reconcile(
+    client: &kube::Client,
+    resource: &ApiResource,
+    hpa: &DynamicObject,
+) -> Result<(), kube::Error> {
     let spec = &hpa.data["spec"];
     if spec["scaleTargetRef"]["kind"] != "Deployment" {
         return Ok(());
     }
-    let Some(target) = spec["scaleTargetRef"]["name"].as_str() else { return Ok(()) };
+    let Some(target) = spec["scaleTargetRef"]["name"].as_str() else {
+        return Ok(());
+    };
     let namespace = hpa.metadata.namespace.clone().unwrap_or_default();
     let name = hpa.metadata.name.clone().unwrap_or_default();
     let min = spec["minReplicas"].as_i64().unwrap_or(1) as i32;
     let max = spec["maxReplicas"].as_i64().unwrap_or(i64::from(min)) as i32;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    let Some(deployment) = deployments.get_opt(target).await? else { return Ok(()) };
-    let current = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(deployment) = deployments.get_opt(target).await? else {
+        return Ok(());
+    };
+    let current = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
     let desired = desired_replicas(current, min, max);
     if desired != current {
         let patch = serde_json::json!({ "spec": { "replicas": desired } });
-        deployments.patch(target, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        deployments
+            .patch(target, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
     }
-    let observed = deployment.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let observed = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(0);
     let status = &hpa.data["status"];
     if status["currentReplicas"] == observed && status["desiredReplicas"] == desired {
         return Ok(());
     }
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let able = if desired == 0 { ("ScalingDisabled", "False") } else { ("ReadyForNewScale", "True") };
+    let able = if desired == 0 {
+        ("ScalingDisabled", "False")
+    } else {
+        ("ReadyForNewScale", "True")
+    };
     let patch = serde_json::json!({ "status": {
         "currentReplicas": observed,
         "desiredReplicas": desired,
@@ -83,7 +113,8 @@ async fn reconcile(client: &kube::Client, resource: &ApiResource, hpa: &DynamicO
         ],
     }});
     let hpas: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, resource);
-    hpas.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    hpas.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(())
 }
 

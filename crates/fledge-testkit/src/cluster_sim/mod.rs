@@ -36,7 +36,10 @@ pub struct ClusterSimConfig {
 
 impl Default for ClusterSimConfig {
     fn default() -> Self {
-        Self { ready_delay: Duration::from_secs(1), namespace: None }
+        Self {
+            ready_delay: Duration::from_secs(1),
+            namespace: None,
+        }
     }
 }
 
@@ -56,7 +59,12 @@ impl ClusterSim {
         let tasks = vec![
             deployment_watch,
             daemonset_watch,
-            tokio::spawn(run_workloads(client.clone(), deployment_store, daemonset_store, config.ready_delay)),
+            tokio::spawn(run_workloads(
+                client.clone(),
+                deployment_store,
+                daemonset_store,
+                config.ready_delay,
+            )),
             tokio::spawn(hpa::run(client, config.namespace)),
         ];
         Self { tasks }
@@ -92,7 +100,9 @@ where
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().applied_objects();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .applied_objects();
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
@@ -126,22 +136,48 @@ async fn run_workloads(
         ticker.tick().await;
         let now = Instant::now();
         for deployment in deployment_store.state() {
-            let elapsed = seen.elapsed(deployment.uid().unwrap_or_default(), deployment.metadata.generation.unwrap_or(0), now);
+            let elapsed = seen.elapsed(
+                deployment.uid().unwrap_or_default(),
+                deployment.metadata.generation.unwrap_or(0),
+                now,
+            );
             let mut desired = workload::deployment_status(&deployment, elapsed, ready_delay);
             let current = deployment.status.as_ref();
             if current.is_some_and(|c| workload::same_deployment_status(c, &desired)) {
                 continue;
             }
-            workload::stamp_conditions(&mut desired, current, &Time(k8s_openapi::jiff::Timestamp::now()));
-            write_status(&namespaced::<Deployment>(&client, &deployment), &deployment.name_any(), serde_json::json!({ "status": desired })).await;
+            workload::stamp_conditions(
+                &mut desired,
+                current,
+                &Time(k8s_openapi::jiff::Timestamp::now()),
+            );
+            write_status(
+                &namespaced::<Deployment>(&client, &deployment),
+                &deployment.name_any(),
+                serde_json::json!({ "status": desired }),
+            )
+            .await;
         }
         for daemonset in daemonset_store.state() {
-            let elapsed = seen.elapsed(daemonset.uid().unwrap_or_default(), daemonset.metadata.generation.unwrap_or(0), now);
+            let elapsed = seen.elapsed(
+                daemonset.uid().unwrap_or_default(),
+                daemonset.metadata.generation.unwrap_or(0),
+                now,
+            );
             let desired = workload::daemonset_status(&daemonset, elapsed, ready_delay);
-            if daemonset.status.as_ref().is_some_and(|c| workload::same_daemonset_status(c, &desired)) {
+            if daemonset
+                .status
+                .as_ref()
+                .is_some_and(|c| workload::same_daemonset_status(c, &desired))
+            {
                 continue;
             }
-            write_status(&namespaced::<DaemonSet>(&client, &daemonset), &daemonset.name_any(), serde_json::json!({ "status": desired })).await;
+            write_status(
+                &namespaced::<DaemonSet>(&client, &daemonset),
+                &daemonset.name_any(),
+                serde_json::json!({ "status": desired }),
+            )
+            .await;
         }
     }
 }
@@ -152,14 +188,20 @@ where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     <K as Resource>::DynamicType: Default,
 {
-    Api::namespaced(client.clone(), object.meta().namespace.as_deref().unwrap_or("default"))
+    Api::namespaced(
+        client.clone(),
+        object.meta().namespace.as_deref().unwrap_or("default"),
+    )
 }
 
 async fn write_status<K>(api: &Api<K>, name: &str, patch: serde_json::Value)
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
-    if let Err(e) = api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    if let Err(e) = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         // The object may be gone, or changed meanwhile; the next tick sees the new state.
         tracing::debug!(name, error = %e, "cluster sim status write failed");
     }

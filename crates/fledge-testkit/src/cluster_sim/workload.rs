@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus, Deployment, DeploymentCondition, DeploymentStatus};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetStatus, Deployment, DeploymentCondition, DeploymentStatus,
+};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 /// The pod-template env var that keeps a workload from ever becoming ready (`"false"`).
@@ -14,9 +16,18 @@ const DEFAULT_PROGRESS_DEADLINE: i32 = 600;
 
 /// Whether the pod template asks never to become ready (`FLEDGE_SIM_READY=false` on a container).
 pub fn never_ready(template: &PodTemplateSpec) -> bool {
-    template.spec.iter().flat_map(|spec| &spec.containers).flat_map(|c| c.env.iter().flatten()).any(|env| {
-        env.name == READY_ENV && env.value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case("false"))
-    })
+    template
+        .spec
+        .iter()
+        .flat_map(|spec| &spec.containers)
+        .flat_map(|c| c.env.iter().flatten())
+        .any(|env| {
+            env.name == READY_ENV
+                && env
+                    .value
+                    .as_deref()
+                    .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+        })
 }
 
 /// The status of a Deployment whose current generation was first seen `elapsed` ago.
@@ -25,28 +36,64 @@ pub fn never_ready(template: &PodTemplateSpec) -> bool {
 /// [`READY_ENV`]`=false`; then, after `spec.progressDeadlineSeconds`, the Progressing
 /// condition turns False with reason `ProgressDeadlineExceeded`. Condition times are left
 /// empty: the caller keeps the stored ones when a condition did not change.
-pub fn deployment_status(deployment: &Deployment, elapsed: Duration, ready_delay: Duration) -> DeploymentStatus {
+pub fn deployment_status(
+    deployment: &Deployment,
+    elapsed: Duration,
+    ready_delay: Duration,
+) -> DeploymentStatus {
     let generation = deployment.metadata.generation;
     let Some(spec) = &deployment.spec else {
-        return DeploymentStatus { observed_generation: generation, ..DeploymentStatus::default() };
+        return DeploymentStatus {
+            observed_generation: generation,
+            ..DeploymentStatus::default()
+        };
     };
     let name = deployment.metadata.name.as_deref().unwrap_or_default();
     let replicas = spec.replicas.unwrap_or(1);
-    let deadline = Duration::from_secs(u64::from(spec.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE).max(0) as u32));
+    let deadline = Duration::from_secs(u64::from(
+        spec.progress_deadline_seconds
+            .unwrap_or(DEFAULT_PROGRESS_DEADLINE)
+            .max(0) as u32,
+    ));
     let ready = replicas == 0 || (elapsed >= ready_delay && !never_ready(&spec.template));
     let ready_replicas = if ready { replicas } else { 0 };
     let replica_set = format!("{name}-{}", template_hash(&spec.template));
     let progressing = if ready {
-        condition("Progressing", "True", "NewReplicaSetAvailable", format!("ReplicaSet \"{replica_set}\" has successfully progressed."))
+        condition(
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            format!("ReplicaSet \"{replica_set}\" has successfully progressed."),
+        )
     } else if elapsed >= deadline {
-        condition("Progressing", "False", "ProgressDeadlineExceeded", format!("ReplicaSet \"{replica_set}\" has timed out progressing."))
+        condition(
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            format!("ReplicaSet \"{replica_set}\" has timed out progressing."),
+        )
     } else {
-        condition("Progressing", "True", "ReplicaSetUpdated", format!("ReplicaSet \"{replica_set}\" is progressing."))
+        condition(
+            "Progressing",
+            "True",
+            "ReplicaSetUpdated",
+            format!("ReplicaSet \"{replica_set}\" is progressing."),
+        )
     };
     let available = if ready {
-        condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".to_owned())
+        condition(
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.".to_owned(),
+        )
     } else {
-        condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".to_owned())
+        condition(
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.".to_owned(),
+        )
     };
     DeploymentStatus {
         observed_generation: generation,
@@ -62,12 +109,24 @@ pub fn deployment_status(deployment: &Deployment, elapsed: Duration, ready_delay
 
 /// The status of a DaemonSet on a simulated single-node cluster (a non-empty nodeSelector
 /// matches no node, which is how Flagger scales a DaemonSet to zero).
-pub fn daemonset_status(daemonset: &DaemonSet, elapsed: Duration, ready_delay: Duration) -> DaemonSetStatus {
+pub fn daemonset_status(
+    daemonset: &DaemonSet,
+    elapsed: Duration,
+    ready_delay: Duration,
+) -> DaemonSetStatus {
     let generation = daemonset.metadata.generation;
     let Some(spec) = &daemonset.spec else {
-        return DaemonSetStatus { observed_generation: generation, ..DaemonSetStatus::default() };
+        return DaemonSetStatus {
+            observed_generation: generation,
+            ..DaemonSetStatus::default()
+        };
     };
-    let selects_node = spec.template.spec.as_ref().and_then(|s| s.node_selector.as_ref()).is_none_or(std::collections::BTreeMap::is_empty);
+    let selects_node = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_selector.as_ref())
+        .is_none_or(std::collections::BTreeMap::is_empty);
     let desired = i32::from(selects_node);
     let ready = desired == 0 || (elapsed >= ready_delay && !never_ready(&spec.template));
     let ready_count = if ready { desired } else { 0 };
@@ -88,9 +147,20 @@ pub fn daemonset_status(daemonset: &DaemonSet, elapsed: Duration, ready_delay: D
 /// server stores a zero count as an absent field, so absent equals zero).
 pub fn same_deployment_status(a: &DeploymentStatus, b: &DeploymentStatus) -> bool {
     let key = |s: &DeploymentStatus| {
-        let conditions: Vec<(String, String, Option<String>)> =
-            s.conditions.iter().flatten().map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())).collect();
-        let counts = [s.replicas, s.updated_replicas, s.ready_replicas, s.available_replicas, s.unavailable_replicas].map(|c| c.unwrap_or(0));
+        let conditions: Vec<(String, String, Option<String>)> = s
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone()))
+            .collect();
+        let counts = [
+            s.replicas,
+            s.updated_replicas,
+            s.ready_replicas,
+            s.available_replicas,
+            s.unavailable_replicas,
+        ]
+        .map(|c| c.unwrap_or(0));
         (s.observed_generation, counts, conditions)
     };
     key(a) == key(b)
@@ -99,19 +169,38 @@ pub fn same_deployment_status(a: &DeploymentStatus, b: &DeploymentStatus) -> boo
 /// Whether two daemonset statuses say the same thing (absent counts equal zero).
 pub fn same_daemonset_status(a: &DaemonSetStatus, b: &DaemonSetStatus) -> bool {
     let key = |s: &DaemonSetStatus| {
-        let optional = [s.updated_number_scheduled, s.number_available, s.number_unavailable].map(|c| c.unwrap_or(0));
-        (s.observed_generation, s.desired_number_scheduled, s.current_number_scheduled, s.number_ready, s.number_misscheduled, optional)
+        let optional = [
+            s.updated_number_scheduled,
+            s.number_available,
+            s.number_unavailable,
+        ]
+        .map(|c| c.unwrap_or(0));
+        (
+            s.observed_generation,
+            s.desired_number_scheduled,
+            s.current_number_scheduled,
+            s.number_ready,
+            s.number_misscheduled,
+            optional,
+        )
     };
     key(a) == key(b)
 }
 
 /// Stamps condition times: kept from `previous` when type and status are unchanged, `now` otherwise.
-pub fn stamp_conditions(status: &mut DeploymentStatus, previous: Option<&DeploymentStatus>, now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) {
+pub fn stamp_conditions(
+    status: &mut DeploymentStatus,
+    previous: Option<&DeploymentStatus>,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) {
     for c in status.conditions.iter_mut().flatten() {
-        let before = previous.and_then(|p| p.conditions.as_ref()).and_then(|cs| cs.iter().find(|p| p.type_ == c.type_));
+        let before = previous
+            .and_then(|p| p.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|p| p.type_ == c.type_));
         match before {
             Some(b) if b.status == c.status => {
-                c.last_transition_time = b.last_transition_time.clone().or_else(|| Some(now.clone()));
+                c.last_transition_time =
+                    b.last_transition_time.clone().or_else(|| Some(now.clone()));
             }
             _ => c.last_transition_time = Some(now.clone()),
         }
@@ -133,7 +222,9 @@ fn condition(type_: &str, status: &str, reason: &str, message: String) -> Deploy
 fn template_hash(template: &PodTemplateSpec) -> String {
     let text = serde_json::to_string(template).unwrap_or_default();
     // FNV-1a: stable across runs and platforms, unlike std's RandomState.
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{:x}", hash & 0xff_ffff_ffff)
 }
 
@@ -142,8 +233,12 @@ mod tests {
     use super::*;
 
     fn deployment(replicas: i32, env_ready: Option<&str>, deadline: Option<i32>) -> Deployment {
-        let env = env_ready.map(|v| format!(r#","env":[{{"name":"FLEDGE_SIM_READY","value":"{v}"}}]"#)).unwrap_or_default();
-        let deadline = deadline.map(|d| format!(r#","progressDeadlineSeconds":{d}"#)).unwrap_or_default();
+        let env = env_ready
+            .map(|v| format!(r#","env":[{{"name":"FLEDGE_SIM_READY","value":"{v}"}}]"#))
+            .unwrap_or_default();
+        let deadline = deadline
+            .map(|d| format!(r#","progressDeadlineSeconds":{d}"#))
+            .unwrap_or_default();
         serde_json::from_str(&format!(
             r#"{{"metadata":{{"name":"podinfo","generation":3}},"spec":{{"replicas":{replicas}{deadline},
             "selector":{{"matchLabels":{{"app":"podinfo"}}}},
@@ -153,7 +248,12 @@ mod tests {
     }
 
     fn reason(status: &DeploymentStatus, type_: &str) -> String {
-        let c = status.conditions.iter().flatten().find(|c| c.type_ == type_).expect("condition present");
+        let c = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_)
+            .expect("condition present");
         format!("{}/{}", c.status, c.reason.clone().unwrap_or_default())
     }
 
@@ -161,10 +261,24 @@ mod tests {
     fn pods_become_ready_after_the_delay() {
         let d = deployment(2, None, None);
         let before = deployment_status(&d, Duration::from_millis(100), Duration::from_secs(1));
-        assert_eq!((before.observed_generation, before.updated_replicas, before.available_replicas), (Some(3), Some(2), Some(0)));
+        assert_eq!(
+            (
+                before.observed_generation,
+                before.updated_replicas,
+                before.available_replicas
+            ),
+            (Some(3), Some(2), Some(0))
+        );
         assert_eq!(reason(&before, "Progressing"), "True/ReplicaSetUpdated");
         let after = deployment_status(&d, Duration::from_secs(1), Duration::from_secs(1));
-        assert_eq!((after.ready_replicas, after.available_replicas, after.unavailable_replicas), (Some(2), Some(2), Some(0)));
+        assert_eq!(
+            (
+                after.ready_replicas,
+                after.available_replicas,
+                after.unavailable_replicas
+            ),
+            (Some(2), Some(2), Some(0))
+        );
         assert_eq!(reason(&after, "Progressing"), "True/NewReplicaSetAvailable");
         assert_eq!(reason(&after, "Available"), "True/MinimumReplicasAvailable");
     }
@@ -175,30 +289,59 @@ mod tests {
         let early = deployment_status(&d, Duration::from_secs(4), Duration::ZERO);
         assert_eq!(reason(&early, "Progressing"), "True/ReplicaSetUpdated");
         let late = deployment_status(&d, Duration::from_secs(5), Duration::ZERO);
-        assert_eq!(reason(&late, "Progressing"), "False/ProgressDeadlineExceeded");
-        assert_eq!(reason(&late, "Available"), "False/MinimumReplicasUnavailable");
+        assert_eq!(
+            reason(&late, "Progressing"),
+            "False/ProgressDeadlineExceeded"
+        );
+        assert_eq!(
+            reason(&late, "Available"),
+            "False/MinimumReplicasUnavailable"
+        );
         assert_eq!(late.available_replicas, Some(0));
     }
 
     #[test]
     fn scaled_to_zero_is_immediately_complete() {
-        let status = deployment_status(&deployment(0, Some("false"), None), Duration::ZERO, Duration::from_secs(9));
-        assert_eq!((status.replicas, status.available_replicas), (Some(0), Some(0)));
-        assert_eq!(reason(&status, "Available"), "True/MinimumReplicasAvailable");
+        let status = deployment_status(
+            &deployment(0, Some("false"), None),
+            Duration::ZERO,
+            Duration::from_secs(9),
+        );
+        assert_eq!(
+            (status.replicas, status.available_replicas),
+            (Some(0), Some(0))
+        );
+        assert_eq!(
+            reason(&status, "Available"),
+            "True/MinimumReplicasAvailable"
+        );
     }
 
     #[test]
     fn condition_times_survive_unchanged_conditions() {
         let d = deployment(1, None, None);
-        let t0 = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"));
-        let t1 = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::from_second(2_000).expect("time"));
+        let t0 = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"),
+        );
+        let t1 = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(2_000).expect("time"),
+        );
         let mut first = deployment_status(&d, Duration::ZERO, Duration::from_secs(1));
         stamp_conditions(&mut first, None, &t0);
         let mut second = deployment_status(&d, Duration::from_secs(2), Duration::from_secs(1));
         assert!(!same_deployment_status(&first, &second));
         stamp_conditions(&mut second, Some(&first), &t1);
-        let available = second.conditions.iter().flatten().find(|c| c.type_ == "Available").expect("available");
-        assert_eq!(available.last_transition_time, Some(t1.clone()), "False -> True is a transition");
+        let available = second
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Available")
+            .expect("available");
+        assert_eq!(
+            available.last_transition_time,
+            Some(t1.clone()),
+            "False -> True is a transition"
+        );
         let mut third = deployment_status(&d, Duration::from_secs(3), Duration::from_secs(1));
         assert!(same_deployment_status(&second, &third));
         stamp_conditions(&mut third, Some(&second), &t1);
@@ -213,6 +356,13 @@ mod tests {
         )
         .expect("valid daemonset");
         let status = daemonset_status(&ds, Duration::ZERO, Duration::from_secs(1));
-        assert_eq!((status.desired_number_scheduled, status.number_ready, status.observed_generation), (0, 0, Some(2)));
+        assert_eq!(
+            (
+                status.desired_number_scheduled,
+                status.number_ready,
+                status.observed_generation
+            ),
+            (0, 0, Some(2))
+        );
     }
 }

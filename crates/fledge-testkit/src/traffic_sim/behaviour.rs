@@ -30,7 +30,12 @@ pub struct Behaviour {
 
 impl Default for Behaviour {
     fn default() -> Self {
-        Self { error_rate: 0.0, latency_ms: 20.0, error_status: 500, available: true }
+        Self {
+            error_rate: 0.0,
+            latency_ms: 20.0,
+            error_status: 500,
+            available: true,
+        }
     }
 }
 
@@ -56,16 +61,45 @@ impl Behaviour {
         let get = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim());
         let mut behaviour = Self::default();
         if let Some(value) = get(ERROR_RATE_ENV) {
-            behaviour.error_rate = number(&id, ERROR_RATE_ENV, value, 0.0, 1.0, "a share between 0 and 1, e.g. 0.05 for 5 %")?;
+            behaviour.error_rate = number(
+                &id,
+                ERROR_RATE_ENV,
+                value,
+                0.0,
+                1.0,
+                "a share between 0 and 1, e.g. 0.05 for 5 %",
+            )?;
         }
         if let Some(value) = get(LATENCY_ENV) {
-            behaviour.latency_ms = number(&id, LATENCY_ENV, value, 0.0, 3_600_000.0, "milliseconds, e.g. 250")?;
+            behaviour.latency_ms = number(
+                &id,
+                LATENCY_ENV,
+                value,
+                0.0,
+                3_600_000.0,
+                "milliseconds, e.g. 250",
+            )?;
         }
         if let Some(value) = get(ERROR_STATUS_ENV) {
-            behaviour.error_status = number(&id, ERROR_STATUS_ENV, value, 100.0, 599.0, "an HTTP status, e.g. 503")? as u16;
+            behaviour.error_status = number(
+                &id,
+                ERROR_STATUS_ENV,
+                value,
+                100.0,
+                599.0,
+                "an HTTP status, e.g. 503",
+            )? as u16;
         }
-        let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let available = deployment.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+        let replicas = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1);
+        let available = deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
         behaviour.available = replicas > 0 && available > 0;
         Ok(behaviour)
     }
@@ -73,9 +107,15 @@ impl Behaviour {
 
 fn number(id: &str, name: &str, value: &str, min: f64, max: f64, expected: &str) -> Result<f64> {
     let field = format!("env {name} of {id}");
-    let parsed: f64 = value.parse().map_err(|_| Error::Setting { field: field.clone(), reason: format!("{value:?} is not a number; expected {expected}") })?;
+    let parsed: f64 = value.parse().map_err(|_| Error::Setting {
+        field: field.clone(),
+        reason: format!("{value:?} is not a number; expected {expected}"),
+    })?;
     if !(min..=max).contains(&parsed) {
-        return Err(Error::Setting { field, reason: format!("{value} is out of range; expected {expected}") });
+        return Err(Error::Setting {
+            field,
+            reason: format!("{value} is out of range; expected {expected}"),
+        });
     }
     Ok(parsed)
 }
@@ -95,20 +135,43 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_pod_template() {
-        let d = deployment(r#"{"name":"FLEDGE_SIM_ERROR_RATE","value":"0.3"},{"name":"FLEDGE_SIM_LATENCY_MS","value":"450"}"#, 1);
+        let d = deployment(
+            r#"{"name":"FLEDGE_SIM_ERROR_RATE","value":"0.3"},{"name":"FLEDGE_SIM_LATENCY_MS","value":"450"}"#,
+            1,
+        );
         let b = Behaviour::of_deployment(&d).expect("valid");
-        assert_eq!(b, Behaviour { error_rate: 0.3, latency_ms: 450.0, error_status: 500, available: true });
-        assert!(!Behaviour::of_deployment(&deployment("", 0)).expect("valid").available);
+        assert_eq!(
+            b,
+            Behaviour {
+                error_rate: 0.3,
+                latency_ms: 450.0,
+                error_status: 500,
+                available: true
+            }
+        );
+        assert!(
+            !Behaviour::of_deployment(&deployment("", 0))
+                .expect("valid")
+                .available
+        );
     }
 
     #[test]
     fn bad_values_name_the_variable_and_the_fix() {
-        let error = Behaviour::of_deployment(&deployment(r#"{"name":"FLEDGE_SIM_ERROR_RATE","value":"30%"}"#, 1)).expect_err("bad");
+        let error = Behaviour::of_deployment(&deployment(
+            r#"{"name":"FLEDGE_SIM_ERROR_RATE","value":"30%"}"#,
+            1,
+        ))
+        .expect_err("bad");
         assert_eq!(
             error.to_string(),
             "env FLEDGE_SIM_ERROR_RATE of deployment test/podinfo: \"30%\" is not a number; expected a share between 0 and 1, e.g. 0.05 for 5 %"
         );
-        let error = Behaviour::of_deployment(&deployment(r#"{"name":"FLEDGE_SIM_ERROR_RATE","value":"5"}"#, 1)).expect_err("bad");
+        let error = Behaviour::of_deployment(&deployment(
+            r#"{"name":"FLEDGE_SIM_ERROR_RATE","value":"5"}"#,
+            1,
+        ))
+        .expect_err("bad");
         assert!(error.to_string().contains("out of range"), "{error}");
     }
 }

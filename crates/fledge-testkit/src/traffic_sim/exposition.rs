@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use super::routes::Version;
 
 /// Histogram bucket bounds in milliseconds (`+Inf` is implied).
-const BUCKETS_MS: [f64; 13] = [1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0];
+const BUCKETS_MS: [f64; 13] = [
+    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+];
 
 /// Identifies one series: an app's version answering with one status.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,7 +67,10 @@ impl Stats {
         }
         self.count += 1;
         self.sum_ms += latency_ms;
-        let index = BUCKETS_MS.iter().position(|bound| latency_ms <= *bound).unwrap_or(BUCKETS_MS.len());
+        let index = BUCKETS_MS
+            .iter()
+            .position(|bound| latency_ms <= *bound)
+            .unwrap_or(BUCKETS_MS.len());
         self.buckets[index] += 1;
     }
 
@@ -73,7 +78,12 @@ impl Stats {
     fn cumulative(&self) -> Vec<(Option<f64>, u64)> {
         let mut total = 0;
         let mut out = Vec::with_capacity(BUCKETS_MS.len() + 1);
-        for (i, bound) in BUCKETS_MS.iter().map(|b| Some(*b)).chain([None]).enumerate() {
+        for (i, bound) in BUCKETS_MS
+            .iter()
+            .map(|b| Some(*b))
+            .chain([None])
+            .enumerate()
+        {
             total += self.buckets.get(i).copied().unwrap_or(0);
             out.push((bound, total));
         }
@@ -100,83 +110,88 @@ impl MetricsStore {
 
     /// The whole exposition, every mesh's metric names.
     pub fn render(&self) -> String {
-        let mut families: BTreeMap<&'static str, (&'static str, String)> = BTreeMap::new();
-        let mut line = |family: &'static str, kind: &'static str, name: &str, labels: &[(&str, String)], value: String| {
-            let body = &mut families.entry(family).or_insert((kind, String::new())).1;
-            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-            let _ = writeln!(body, "{name}{{{}}} {value}", labels.join(","));
-        };
+        let mut families = Families::default();
         for (key, stats) in &self.series {
-            let ns = key.namespace.clone();
-            let workload = key.workload();
-            let code = key.status.to_string();
-            let failed = key.status >= 500;
-            let count = stats.count.to_string();
-
-            // Istio (reporter=destination, as the builtin queries select).
-            let istio = vec![
-                ("reporter", "destination".to_owned()),
-                ("source_workload", "fledge-traffic-sim".to_owned()),
-                ("destination_workload_namespace", ns.clone()),
-                ("destination_workload", workload.clone()),
-                ("destination_service", format!("{}.{ns}.svc.cluster.local", key.service)),
-                ("destination_service_name", key.service.clone()),
-                ("destination_service_namespace", ns.clone()),
-            ];
-            let mut istio_total = istio.clone();
-            istio_total.push(("response_code", code.clone()));
-            line("istio_requests_total", "counter", "istio_requests_total", &istio_total, count.clone());
-            histogram(&mut line, "istio_request_duration_milliseconds", &istio_total, stats, 1.0);
-
-            // Linkerd proxy, inbound side.
-            let linkerd = vec![("direction", "inbound".to_owned()), ("namespace", ns.clone()), ("deployment", workload.clone())];
-            let mut linkerd_total = linkerd.clone();
-            linkerd_total.push(("classification", if failed { "failure" } else { "success" }.to_owned()));
-            linkerd_total.push(("status_code", code.clone()));
-            line("response_total", "counter", "response_total", &linkerd_total, count.clone());
-            histogram(&mut line, "response_latency_ms", &linkerd_total, stats, 1.0);
-
-            // Envoy clusters as Contour and Gloo name them.
-            for cluster in [
-                format!("{ns}_{}-{}_{}", key.service, key.role(), key.port),
-                format!("{ns}-{}-{}upstream-{}_{ns}", key.target, key.role(), key.port),
-            ] {
-                let envoy = vec![("envoy_cluster_name", cluster), ("envoy_response_code", code.clone())];
-                line("envoy_cluster_upstream_rq", "counter", "envoy_cluster_upstream_rq", &envoy, count.clone());
-                histogram(&mut line, "envoy_cluster_upstream_rq_time", &envoy, stats, 1.0);
-            }
-
-            // NGINX ingress: the canary label names the canary upstream, empty for the primary.
-            let canary_upstream = match key.version {
-                Version::Canary => format!("{ns}-{}-canary-{}", key.service, key.port),
-                Version::Primary => String::new(),
-            };
-            let nginx = vec![("namespace", ns.clone()), ("ingress", key.ingress.clone()), ("canary", canary_upstream), ("status", code.clone())];
-            line("nginx_ingress_controller_requests", "counter", "nginx_ingress_controller_requests", &nginx, count.clone());
-            line("nginx_ingress_controller_response_duration_seconds", "histogram", "nginx_ingress_controller_response_duration_seconds_sum", &nginx, seconds(stats.sum_ms));
-            line("nginx_ingress_controller_response_duration_seconds", "histogram", "nginx_ingress_controller_response_duration_seconds_count", &nginx, count.clone());
-
-            // Traefik services (seconds).
-            let traefik = vec![
-                ("service", format!("{ns}-{}-{}-{}@kubernetescrd", key.target, key.role(), key.port)),
-                ("code", code.clone()),
-                ("method", "GET".to_owned()),
-                ("protocol", "http".to_owned()),
-            ];
-            line("traefik_service_requests_total", "counter", "traefik_service_requests_total", &traefik, count.clone());
-            histogram(&mut line, "traefik_service_request_duration_seconds", &traefik, stats, 0.001);
-
-            // The app's own metrics (the `kubernetes` and Gateway API providers' builtins).
-            let app = vec![
-                ("kubernetes_namespace", ns.clone()),
-                ("kubernetes_pod_name", format!("{workload}-5d8f7c9b4-sim00")),
-                ("status", code.clone()),
-            ];
-            line("http_requests_total", "counter", "http_requests_total", &app, count.clone());
-            histogram(&mut line, "http_request_duration_seconds", &app, stats, 0.001);
+            istio(&mut families, key, stats);
+            linkerd(&mut families, key, stats);
+            envoy(&mut families, key, stats);
+            nginx(&mut families, key, stats);
+            traefik(&mut families, key, stats);
+            app(&mut families, key, stats);
         }
+        families.into_text()
+    }
+}
+
+/// Labels of one sample.
+type Labels = Vec<(&'static str, String)>;
+
+/// Samples grouped by metric family, each family written once with its `# TYPE`.
+#[derive(Default)]
+struct Families(BTreeMap<&'static str, (&'static str, String)>);
+
+impl Families {
+    fn sample(
+        &mut self,
+        family: &'static str,
+        kind: &'static str,
+        name: &str,
+        labels: &[(&'static str, String)],
+        value: &str,
+    ) {
+        let body = &mut self.0.entry(family).or_insert((kind, String::new())).1;
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = writeln!(body, "{name}{{{}}} {value}", labels.join(","));
+    }
+
+    fn counter(&mut self, family: &'static str, labels: &[(&'static str, String)], stats: &Stats) {
+        self.sample(family, "counter", family, labels, &stats.count.to_string());
+    }
+
+    /// Writes `<family>_bucket`, `_sum` and `_count`; `scale` turns milliseconds into the unit.
+    fn histogram(
+        &mut self,
+        family: &'static str,
+        labels: &[(&'static str, String)],
+        stats: &Stats,
+        scale: f64,
+    ) {
+        for (bound, count) in stats.cumulative() {
+            let mut with_le = labels.to_vec();
+            with_le.push((
+                "le",
+                bound.map_or_else(|| "+Inf".to_owned(), |b| format_number(b * scale)),
+            ));
+            self.sample(
+                family,
+                "histogram",
+                &format!("{family}_bucket"),
+                &with_le,
+                &count.to_string(),
+            );
+        }
+        self.sample(
+            family,
+            "histogram",
+            &format!("{family}_sum"),
+            labels,
+            &format_number(stats.sum_ms * scale),
+        );
+        self.sample(
+            family,
+            "histogram",
+            &format!("{family}_count"),
+            labels,
+            &stats.count.to_string(),
+        );
+    }
+
+    fn into_text(self) -> String {
         let mut out = String::new();
-        for (family, (kind, body)) in families {
+        for (family, (kind, body)) in self.0 {
             let _ = writeln!(out, "# TYPE {family} {kind}");
             out.push_str(&body);
         }
@@ -184,28 +199,152 @@ impl MetricsStore {
     }
 }
 
-/// Writes `<name>_bucket`, `_sum` and `_count`; `scale` turns milliseconds into the unit.
-fn histogram(line: &mut impl FnMut(&'static str, &'static str, &str, &[(&str, String)], String), family: &'static str, labels: &[(&str, String)], stats: &Stats, scale: f64) {
-    for (bound, count) in stats.cumulative() {
-        let mut with_le = labels.to_vec();
-        with_le.push(("le", bound.map_or_else(|| "+Inf".to_owned(), |b| format_number(b * scale))));
-        line(family, "histogram", &format!("{family}_bucket"), &with_le, count.to_string());
-    }
-    line(family, "histogram", &format!("{family}_sum"), labels, format_number(stats.sum_ms * scale));
-    line(family, "histogram", &format!("{family}_count"), labels, stats.count.to_string());
+/// Istio, as reported by the destination's sidecar (the builtin queries select reporter=destination).
+fn istio(families: &mut Families, key: &SeriesKey, stats: &Stats) {
+    let ns = &key.namespace;
+    let labels: Labels = vec![
+        ("reporter", "destination".to_owned()),
+        ("source_workload", "fledge-traffic-sim".to_owned()),
+        ("destination_workload_namespace", ns.clone()),
+        ("destination_workload", key.workload()),
+        (
+            "destination_service",
+            format!("{}.{ns}.svc.cluster.local", key.service),
+        ),
+        ("destination_service_name", key.service.clone()),
+        ("destination_service_namespace", ns.clone()),
+        ("response_code", key.status.to_string()),
+    ];
+    families.counter("istio_requests_total", &labels, stats);
+    families.histogram("istio_request_duration_milliseconds", &labels, stats, 1.0);
 }
 
-fn seconds(ms: f64) -> String {
-    format_number(ms / 1000.0)
+/// Linkerd's proxy, inbound side.
+fn linkerd(families: &mut Families, key: &SeriesKey, stats: &Stats) {
+    let labels: Labels = vec![
+        ("direction", "inbound".to_owned()),
+        ("namespace", key.namespace.clone()),
+        ("deployment", key.workload()),
+        (
+            "classification",
+            if key.status >= 500 {
+                "failure"
+            } else {
+                "success"
+            }
+            .to_owned(),
+        ),
+        ("status_code", key.status.to_string()),
+    ];
+    families.counter("response_total", &labels, stats);
+    families.histogram("response_latency_ms", &labels, stats, 1.0);
+}
+
+/// Envoy clusters as Contour and Gloo name them.
+fn envoy(families: &mut Families, key: &SeriesKey, stats: &Stats) {
+    let ns = &key.namespace;
+    for cluster in [
+        format!("{ns}_{}-{}_{}", key.service, key.role(), key.port),
+        format!(
+            "{ns}-{}-{}upstream-{}_{ns}",
+            key.target,
+            key.role(),
+            key.port
+        ),
+    ] {
+        let labels: Labels = vec![
+            ("envoy_cluster_name", cluster),
+            ("envoy_response_code", key.status.to_string()),
+        ];
+        families.counter("envoy_cluster_upstream_rq", &labels, stats);
+        families.histogram("envoy_cluster_upstream_rq_time", &labels, stats, 1.0);
+    }
+}
+
+/// NGINX ingress: the canary label names the canary upstream, empty for the primary.
+fn nginx(families: &mut Families, key: &SeriesKey, stats: &Stats) {
+    let canary_upstream = match key.version {
+        Version::Canary => format!("{}-{}-canary-{}", key.namespace, key.service, key.port),
+        Version::Primary => String::new(),
+    };
+    let labels: Labels = vec![
+        ("namespace", key.namespace.clone()),
+        ("ingress", key.ingress.clone()),
+        ("canary", canary_upstream),
+        ("status", key.status.to_string()),
+    ];
+    families.counter("nginx_ingress_controller_requests", &labels, stats);
+    let family = "nginx_ingress_controller_response_duration_seconds";
+    families.sample(
+        family,
+        "histogram",
+        &format!("{family}_sum"),
+        &labels,
+        &format_number(stats.sum_ms / 1000.0),
+    );
+    families.sample(
+        family,
+        "histogram",
+        &format!("{family}_count"),
+        &labels,
+        &stats.count.to_string(),
+    );
+}
+
+/// Traefik services (seconds).
+fn traefik(families: &mut Families, key: &SeriesKey, stats: &Stats) {
+    let labels: Labels = vec![
+        (
+            "service",
+            format!(
+                "{}-{}-{}-{}@kubernetescrd",
+                key.namespace,
+                key.target,
+                key.role(),
+                key.port
+            ),
+        ),
+        ("code", key.status.to_string()),
+        ("method", "GET".to_owned()),
+        ("protocol", "http".to_owned()),
+    ];
+    families.counter("traefik_service_requests_total", &labels, stats);
+    families.histogram(
+        "traefik_service_request_duration_seconds",
+        &labels,
+        stats,
+        0.001,
+    );
+}
+
+/// The app's own metrics (what the `kubernetes` and Gateway API providers' builtins read).
+fn app(families: &mut Families, key: &SeriesKey, stats: &Stats) {
+    let labels: Labels = vec![
+        ("kubernetes_namespace", key.namespace.clone()),
+        (
+            "kubernetes_pod_name",
+            format!("{}-5d8f7c9b4-sim00", key.workload()),
+        ),
+        ("status", key.status.to_string()),
+    ];
+    families.counter("http_requests_total", &labels, stats);
+    families.histogram("http_request_duration_seconds", &labels, stats, 0.001);
 }
 
 fn format_number(n: f64) -> String {
     let text = format!("{n}");
-    if text.contains('.') || text.contains('e') { text } else { format!("{text}.0") }
+    if text.contains('.') || text.contains('e') {
+        text
+    } else {
+        format!("{text}.0")
+    }
 }
 
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -213,7 +352,15 @@ mod tests {
     use super::*;
 
     fn key(version: Version, status: u16) -> SeriesKey {
-        SeriesKey { namespace: "test".into(), service: "podinfo".into(), target: "podinfo".into(), port: 9898, ingress: "podinfo".into(), version, status }
+        SeriesKey {
+            namespace: "test".into(),
+            service: "podinfo".into(),
+            target: "podinfo".into(),
+            port: 9898,
+            ingress: "podinfo".into(),
+            version,
+            status,
+        }
     }
 
     #[test]
@@ -247,8 +394,12 @@ mod tests {
         }
         let text = store.render();
         let bucket = |le: &str| {
-            let prefix = format!(r#"istio_request_duration_milliseconds_bucket{{reporter="destination",source_workload="fledge-traffic-sim",destination_workload_namespace="test",destination_workload="podinfo",destination_service="podinfo.test.svc.cluster.local",destination_service_name="podinfo",destination_service_namespace="test",response_code="200",le="{le}"}} "#);
-            text.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map(str::to_owned)
+            let prefix = format!(
+                r#"istio_request_duration_milliseconds_bucket{{reporter="destination",source_workload="fledge-traffic-sim",destination_workload_namespace="test",destination_workload="podinfo",destination_service="podinfo.test.svc.cluster.local",destination_service_name="podinfo",destination_service_namespace="test",response_code="200",le="{le}"}} "#
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .map(str::to_owned)
         };
         assert_eq!(bucket("5.0").as_deref(), Some("1"));
         assert_eq!(bucket("25.0").as_deref(), Some("2"));

@@ -82,7 +82,10 @@ impl SimApp {
 
     /// Makes `share` of the requests carry header `name: value`.
     pub fn with_header_share(mut self, share: f64, name: &str, value: &str) -> Self {
-        self.request_classes.push(RequestClass { share, headers: vec![(name.to_ascii_lowercase(), value.to_owned())] });
+        self.request_classes.push(RequestClass {
+            share,
+            headers: vec![(name.to_ascii_lowercase(), value.to_owned())],
+        });
         self
     }
 }
@@ -115,7 +118,11 @@ pub struct TrafficSimConfig {
 
 impl Default for TrafficSimConfig {
     fn default() -> Self {
-        Self { seed: 0x5eed, tick: Duration::from_millis(100), refresh: Duration::from_millis(500) }
+        Self {
+            seed: 0x5eed,
+            tick: Duration::from_millis(100),
+            refresh: Duration::from_millis(500),
+        }
     }
 }
 
@@ -136,7 +143,9 @@ pub(crate) struct State {
 
 impl State {
     fn generate(&mut self, index: usize, n: u64) {
-        let Some(app) = self.apps.get_mut(index) else { return };
+        let Some(app) = self.apps.get_mut(index) else {
+            return;
+        };
         for _ in 0..n {
             let class_pick = self.sampler.uniform();
             let mut acc = 0.0;
@@ -148,9 +157,14 @@ impl State {
                     acc += c.share;
                     class_pick < acc
                 })
-                .map(|c| Request { headers: c.headers.clone() })
+                .map(|c| Request {
+                    headers: c.headers.clone(),
+                })
                 .unwrap_or_default();
-            let Some(decision) = app.routes.decide(&request, self.sampler.uniform(), self.sampler.uniform()) else {
+            let Some(decision) =
+                app.routes
+                    .decide(&request, self.sampler.uniform(), self.sampler.uniform())
+            else {
                 app.counts.unrouted += 1;
                 continue;
             };
@@ -171,14 +185,23 @@ impl State {
 }
 
 /// Lets `version` answer one request, records it, and returns the status.
-fn answer(metrics: &mut MetricsStore, sampler: &mut Sampler, app: &AppState, version: Version) -> u16 {
+fn answer(
+    metrics: &mut MetricsStore,
+    sampler: &mut Sampler,
+    app: &AppState,
+    version: Version,
+) -> u16 {
     let behaviour = match version {
         Version::Primary => app.primary.as_ref(),
         Version::Canary => app.canary.as_ref(),
     };
     let (status, latency_ms) = match behaviour {
         Some(b) if b.available => {
-            let status = if sampler.uniform() < b.error_rate { b.error_status } else { 200 };
+            let status = if sampler.uniform() < b.error_rate {
+                b.error_status
+            } else {
+                200
+            };
             (status, b.latency_ms * (0.5 + sampler.uniform()))
         }
         _ => (UNAVAILABLE_STATUS, 1.0),
@@ -206,7 +229,9 @@ pub struct TrafficSim {
 
 impl std::fmt::Debug for TrafficSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrafficSim").field("metrics_addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("TrafficSim")
+            .field("metrics_addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -216,17 +241,35 @@ impl TrafficSim {
     ///
     /// # Errors
     /// [`crate::Error::Io`] when the metrics port cannot be bound.
-    pub async fn start(client: kube::Client, apps: Vec<SimApp>, config: TrafficSimConfig) -> Result<Self> {
-        let state = Arc::new(Mutex::new(State { apps: Vec::new(), metrics: MetricsStore::default(), sampler: Sampler::new(config.seed) }));
+    pub async fn start(
+        client: kube::Client,
+        apps: Vec<SimApp>,
+        config: TrafficSimConfig,
+    ) -> Result<Self> {
+        let state = Arc::new(Mutex::new(State {
+            apps: Vec::new(),
+            metrics: MetricsStore::default(),
+            sampler: Sampler::new(config.seed),
+        }));
         let (addr, server) = server::serve(state.clone()).await?;
-        let sim = Self { state, client, addr, tasks: vec![server] };
+        let sim = Self {
+            state,
+            client,
+            addr,
+            tasks: vec![server],
+        };
         for app in apps {
             sim.add_app(app);
         }
         sim.refresh().await;
         let mut sim = sim;
-        sim.tasks.push(tokio::spawn(generate_loop(sim.state.clone(), config.tick)));
-        sim.tasks.push(tokio::spawn(refresh_loop(sim.state.clone(), sim.client.clone(), config.refresh)));
+        sim.tasks
+            .push(tokio::spawn(generate_loop(sim.state.clone(), config.tick)));
+        sim.tasks.push(tokio::spawn(refresh_loop(
+            sim.state.clone(),
+            sim.client.clone(),
+            config.refresh,
+        )));
         Ok(sim)
     }
 
@@ -239,7 +282,14 @@ impl TrafficSim {
     pub fn add_app(&self, app: SimApp) {
         if let Ok(mut state) = self.state.lock() {
             let routes = RouteTable::single(Version::Canary, "not read yet");
-            state.apps.push(AppState { app, routes, primary: None, canary: None, carry: 0.0, counts: AppCounts::default() });
+            state.apps.push(AppState {
+                app,
+                routes,
+                primary: None,
+                canary: None,
+                carry: 0.0,
+                counts: AppCounts::default(),
+            });
         }
     }
 
@@ -252,7 +302,10 @@ impl TrafficSim {
     /// routes last read.
     pub fn send(&self, namespace: &str, target: &str, n: u64) {
         if let Ok(mut state) = self.state.lock()
-            && let Some(index) = state.apps.iter().position(|a| a.app.namespace == namespace && a.app.target == target)
+            && let Some(index) = state
+                .apps
+                .iter()
+                .position(|a| a.app.namespace == namespace && a.app.target == target)
         {
             state.generate(index, n);
         }
@@ -261,18 +314,29 @@ impl TrafficSim {
     /// What happened to the app's requests so far.
     pub fn counts(&self, namespace: &str, target: &str) -> Option<AppCounts> {
         let state = self.state.lock().ok()?;
-        state.apps.iter().find(|a| a.app.namespace == namespace && a.app.target == target).map(|a| a.counts)
+        state
+            .apps
+            .iter()
+            .find(|a| a.app.namespace == namespace && a.app.target == target)
+            .map(|a| a.counts)
     }
 
     /// Where the app's current routes were read from (`VirtualService test/podinfo`).
     pub fn route_source(&self, namespace: &str, target: &str) -> Option<String> {
         let state = self.state.lock().ok()?;
-        state.apps.iter().find(|a| a.app.namespace == namespace && a.app.target == target).map(|a| a.routes.source.clone())
+        state
+            .apps
+            .iter()
+            .find(|a| a.app.namespace == namespace && a.app.target == target)
+            .map(|a| a.routes.source.clone())
     }
 
     /// The current `/metrics` text.
     pub fn render_metrics(&self) -> String {
-        self.state.lock().map(|s| s.metrics.render()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.metrics.render())
+            .unwrap_or_default()
     }
 }
 
@@ -312,7 +376,10 @@ async fn refresh_loop(state: Arc<Mutex<State>>, client: kube::Client, every: Dur
 }
 
 async fn refresh_all(state: &Mutex<State>, client: &kube::Client) {
-    let apps: Vec<SimApp> = state.lock().map(|s| s.apps.iter().map(|a| a.app.clone()).collect()).unwrap_or_default();
+    let apps: Vec<SimApp> = state
+        .lock()
+        .map(|s| s.apps.iter().map(|a| a.app.clone()).collect())
+        .unwrap_or_default();
     for app in apps {
         let primary = behaviour(client, &app.namespace, &format!("{}-primary", app.target)).await;
         let canary = behaviour(client, &app.namespace, &app.target).await;
@@ -334,18 +401,30 @@ async fn behaviour(client: &kube::Client, namespace: &str, name: &str) -> Option
         Ok(b) => Some(b),
         Err(e) => {
             tracing::warn!(error = %e, "traffic sim: ignoring invalid settings");
-            Some(Behaviour { available: Behaviour::default().available, ..Behaviour::default() })
+            Some(Behaviour {
+                available: Behaviour::default().available,
+                ..Behaviour::default()
+            })
         }
     }
 }
 
 /// Reads the first routing resource that exists for the app, in the order of the module docs.
 async fn read_routes(client: &kube::Client, app: &SimApp, has_primary: bool) -> RouteTable {
-    let names = Names { service: app.service.clone() };
+    let names = Names {
+        service: app.service.clone(),
+    };
     let get = |group: &'static str, version: &'static str, kind: &'static str, name: String| {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &app.namespace, &resource);
-        async move { api.get_opt(&name).await.ok().flatten().and_then(|o| serde_json::to_value(o).ok()) }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &app.namespace, &resource);
+        async move {
+            api.get_opt(&name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|o| serde_json::to_value(o).ok())
+        }
     };
     let parsed = |table: Result<RouteTable>| match table {
         Ok(t) => Some(t),
@@ -354,18 +433,37 @@ async fn read_routes(client: &kube::Client, app: &SimApp, has_primary: bool) -> 
             None
         }
     };
-    if let Some(vs) = get("networking.istio.io", "v1beta1", "VirtualService", app.service.clone()).await
+    if let Some(vs) = get(
+        "networking.istio.io",
+        "v1beta1",
+        "VirtualService",
+        app.service.clone(),
+    )
+    .await
         && let Some(table) = parsed(routes::from_virtual_service(&vs, &names))
     {
         return table;
     }
-    if let Some(route) = get("gateway.networking.k8s.io", "v1beta1", "HTTPRoute", app.service.clone()).await
+    if let Some(route) = get(
+        "gateway.networking.k8s.io",
+        "v1beta1",
+        "HTTPRoute",
+        app.service.clone(),
+    )
+    .await
         && let Some(table) = parsed(routes::from_http_route(&route, &names))
     {
         return table;
     }
     for version in ["v1alpha3", "v1alpha2", "v1alpha1"] {
-        if let Some(split) = get("split.smi-spec.io", version, "TrafficSplit", app.service.clone()).await {
+        if let Some(split) = get(
+            "split.smi-spec.io",
+            version,
+            "TrafficSplit",
+            app.service.clone(),
+        )
+        .await
+        {
             return routes::from_traffic_split(&split, &names);
         }
     }
@@ -384,6 +482,10 @@ async fn read_routes(client: &kube::Client, app: &SimApp, has_primary: bool) -> 
     {
         return table;
     }
-    let fallback = if has_primary { Version::Primary } else { Version::Canary };
+    let fallback = if has_primary {
+        Version::Primary
+    } else {
+        Version::Canary
+    };
     RouteTable::single(fallback, "no routing resource")
 }

@@ -28,7 +28,10 @@ pub struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -62,7 +65,9 @@ pub struct RequestMatch {
 
 impl RequestMatch {
     fn accepts(&self, request: &Request) -> bool {
-        self.headers.iter().all(|(name, matcher)| request.header(name).is_some_and(|v| matcher.accepts(v)))
+        self.headers
+            .iter()
+            .all(|(name, matcher)| request.header(name).is_some_and(|v| matcher.accepts(v)))
     }
 }
 
@@ -105,7 +110,13 @@ pub struct Decision {
 impl RouteTable {
     /// Everything to one version (no routing resource at all).
     pub fn single(version: Version, source: impl Into<String>) -> Self {
-        Self { source: source.into(), routes: vec![Route { destinations: vec![(version, 1.0)], ..Route::default() }] }
+        Self {
+            source: source.into(),
+            routes: vec![Route {
+                destinations: vec![(version, 1.0)],
+                ..Route::default()
+            }],
+        }
     }
 
     /// Routes a request, given two uniform draws in `[0, 1)`: one for the weights, one for
@@ -125,7 +136,10 @@ impl RouteTable {
             }
             point -= weight.max(0.0);
         }
-        let mirror = route.mirror.filter(|(_, percent)| mirror_pick * 100.0 < *percent).map(|(v, _)| v);
+        let mirror = route
+            .mirror
+            .filter(|(_, percent)| mirror_pick * 100.0 < *percent)
+            .map(|(v, _)| v);
         Some(Decision { version, mirror })
     }
 }
@@ -167,7 +181,10 @@ fn string_match(field: &str, spec: &Value) -> Result<Option<StringMatch>> {
 fn regex(field: &str, pattern: &str) -> Result<StringMatch> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
         .map(StringMatch::Regex)
-        .map_err(|e| Error::Setting { field: field.to_owned(), reason: format!("not a valid regular expression: {e}") })
+        .map_err(|e| Error::Setting {
+            field: field.to_owned(),
+            reason: format!("not a valid regular expression: {e}"),
+        })
 }
 
 /// Reads an Istio VirtualService's `spec.http` routes.
@@ -176,7 +193,12 @@ fn regex(field: &str, pattern: &str) -> Result<StringMatch> {
 /// [`Error::Setting`] for an invalid header regex.
 pub fn from_virtual_service(object: &Value, names: &Names) -> Result<RouteTable> {
     let mut routes = Vec::new();
-    for (i, http) in object["spec"]["http"].as_array().into_iter().flatten().enumerate() {
+    for (i, http) in object["spec"]["http"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let mut matches = Vec::new();
         for m in http["match"].as_array().into_iter().flatten() {
             let mut headers = Vec::new();
@@ -194,17 +216,32 @@ pub fn from_virtual_service(object: &Value, names: &Names) -> Result<RouteTable>
             .iter()
             .filter_map(|r| {
                 let version = names.version_of(r["destination"]["host"].as_str()?)?;
-                let weight = r["weight"].as_f64().unwrap_or(if single { 100.0 } else { 0.0 });
+                let weight = r["weight"]
+                    .as_f64()
+                    .unwrap_or(if single { 100.0 } else { 0.0 });
                 Some((version, weight))
             })
             .collect();
-        let mirror = http["mirror"]["host"].as_str().and_then(|h| names.version_of(h)).map(|v| {
-            let percent = http["mirrorPercentage"]["value"].as_f64().or_else(|| http["mirror_percent"].as_f64()).unwrap_or(100.0);
-            (v, percent)
+        let mirror = http["mirror"]["host"]
+            .as_str()
+            .and_then(|h| names.version_of(h))
+            .map(|v| {
+                let percent = http["mirrorPercentage"]["value"]
+                    .as_f64()
+                    .or_else(|| http["mirror_percent"].as_f64())
+                    .unwrap_or(100.0);
+                (v, percent)
+            });
+        routes.push(Route {
+            matches,
+            destinations,
+            mirror,
         });
-        routes.push(Route { matches, destinations, mirror });
     }
-    Ok(RouteTable { source: describe("VirtualService", object), routes })
+    Ok(RouteTable {
+        source: describe("VirtualService", object),
+        routes,
+    })
 }
 
 /// Reads a Gateway API HTTPRoute's `spec.rules`.
@@ -213,14 +250,24 @@ pub fn from_virtual_service(object: &Value, names: &Names) -> Result<RouteTable>
 /// [`Error::Setting`] for an invalid header regex.
 pub fn from_http_route(object: &Value, names: &Names) -> Result<RouteTable> {
     let mut routes = Vec::new();
-    for (i, rule) in object["spec"]["rules"].as_array().into_iter().flatten().enumerate() {
+    for (i, rule) in object["spec"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let mut matches = Vec::new();
         for m in rule["matches"].as_array().into_iter().flatten() {
             let mut headers = Vec::new();
             for h in m["headers"].as_array().into_iter().flatten() {
-                let (Some(name), Some(value)) = (h["name"].as_str(), h["value"].as_str()) else { continue };
+                let (Some(name), Some(value)) = (h["name"].as_str(), h["value"].as_str()) else {
+                    continue;
+                };
                 let comparison = if h["type"] == "RegularExpression" {
-                    regex(&format!("HTTPRoute spec.rules[{i}].matches.headers[{name}]"), value)?
+                    regex(
+                        &format!("HTTPRoute spec.rules[{i}].matches.headers[{name}]"),
+                        value,
+                    )?
                 } else {
                     StringMatch::Exact(value.to_owned())
                 };
@@ -232,7 +279,12 @@ pub fn from_http_route(object: &Value, names: &Names) -> Result<RouteTable> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|b| Some((names.version_of(b["name"].as_str()?)?, b["weight"].as_f64().unwrap_or(1.0))))
+            .filter_map(|b| {
+                Some((
+                    names.version_of(b["name"].as_str()?)?,
+                    b["weight"].as_f64().unwrap_or(1.0),
+                ))
+            })
             .collect();
         let mirror = rule["filters"]
             .as_array()
@@ -241,9 +293,16 @@ pub fn from_http_route(object: &Value, names: &Names) -> Result<RouteTable> {
             .find(|f| f["type"] == "RequestMirror")
             .and_then(|f| names.version_of(f["requestMirror"]["backendRef"]["name"].as_str()?))
             .map(|v| (v, 100.0));
-        routes.push(Route { matches, destinations, mirror });
+        routes.push(Route {
+            matches,
+            destinations,
+            mirror,
+        });
     }
-    Ok(RouteTable { source: describe("HTTPRoute", object), routes })
+    Ok(RouteTable {
+        source: describe("HTTPRoute", object),
+        routes,
+    })
 }
 
 /// Reads an SMI TrafficSplit's backends (weights as numbers or quantities like `500m`).
@@ -252,9 +311,20 @@ pub fn from_traffic_split(object: &Value, names: &Names) -> RouteTable {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|b| Some((names.version_of(b["service"].as_str()?)?, quantity(&b["weight"])?)))
+        .filter_map(|b| {
+            Some((
+                names.version_of(b["service"].as_str()?)?,
+                quantity(&b["weight"])?,
+            ))
+        })
         .collect();
-    RouteTable { source: describe("TrafficSplit", object), routes: vec![Route { destinations, ..Route::default() }] }
+    RouteTable {
+        source: describe("TrafficSplit", object),
+        routes: vec![Route {
+            destinations,
+            ..Route::default()
+        }],
+    }
 }
 
 /// Reads NGINX's canary Ingress (`<ingress>-canary` with `nginx.ingress.kubernetes.io/canary*`
@@ -264,27 +334,59 @@ pub fn from_traffic_split(object: &Value, names: &Names) -> RouteTable {
 /// [`Error::Setting`] for an invalid header pattern.
 pub fn from_canary_ingress(object: &Value) -> Result<RouteTable> {
     let annotations = &object["metadata"]["annotations"];
-    let get = |key: &str| annotations.get(format!("nginx.ingress.kubernetes.io/{key}")).and_then(Value::as_str);
+    let get = |key: &str| {
+        annotations
+            .get(format!("nginx.ingress.kubernetes.io/{key}"))
+            .and_then(Value::as_str)
+    };
     let mut routes = Vec::new();
     if get("canary") == Some("true") {
         let to_canary = vec![(Version::Canary, 1.0)];
         if let Some(header) = get("canary-by-header") {
-            let matcher = match (get("canary-by-header-value"), get("canary-by-header-pattern")) {
+            let matcher = match (
+                get("canary-by-header-value"),
+                get("canary-by-header-pattern"),
+            ) {
                 (Some(value), _) => StringMatch::Exact(value.to_owned()),
-                (None, Some(pattern)) => regex("Ingress annotation canary-by-header-pattern", pattern)?,
+                (None, Some(pattern)) => {
+                    regex("Ingress annotation canary-by-header-pattern", pattern)?
+                }
                 (None, None) => StringMatch::Exact("always".to_owned()),
             };
-            routes.push(Route { matches: vec![RequestMatch { headers: vec![(header.to_ascii_lowercase(), matcher)] }], destinations: to_canary.clone(), mirror: None });
+            routes.push(Route {
+                matches: vec![RequestMatch {
+                    headers: vec![(header.to_ascii_lowercase(), matcher)],
+                }],
+                destinations: to_canary.clone(),
+                mirror: None,
+            });
         }
         if let Some(cookie) = get("canary-by-cookie") {
             let pattern = format!("(.*;\\s*)?{}=always(;.*)?", regex::escape(cookie));
             let matcher = regex("Ingress annotation canary-by-cookie", &pattern)?;
-            routes.push(Route { matches: vec![RequestMatch { headers: vec![("cookie".to_owned(), matcher)] }], destinations: to_canary, mirror: None });
+            routes.push(Route {
+                matches: vec![RequestMatch {
+                    headers: vec![("cookie".to_owned(), matcher)],
+                }],
+                destinations: to_canary,
+                mirror: None,
+            });
         }
-        let weight = get("canary-weight").and_then(|w| w.parse::<f64>().ok()).unwrap_or(0.0);
-        routes.push(Route { destinations: vec![(Version::Canary, weight), (Version::Primary, (100.0 - weight).max(0.0))], ..Route::default() });
+        let weight = get("canary-weight")
+            .and_then(|w| w.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        routes.push(Route {
+            destinations: vec![
+                (Version::Canary, weight),
+                (Version::Primary, (100.0 - weight).max(0.0)),
+            ],
+            ..Route::default()
+        });
     }
-    Ok(RouteTable { source: describe("Ingress", object), routes })
+    Ok(RouteTable {
+        source: describe("Ingress", object),
+        routes,
+    })
 }
 
 /// Reads the apex Service's selector (blue/green with the `kubernetes` provider): a selector
@@ -317,7 +419,11 @@ fn quantity(value: &Value) -> Option<f64> {
 
 fn describe(kind: &str, object: &Value) -> String {
     let meta = &object["metadata"];
-    format!("{kind} {}/{}", meta["namespace"].as_str().unwrap_or("-"), meta["name"].as_str().unwrap_or("-"))
+    format!(
+        "{kind} {}/{}",
+        meta["namespace"].as_str().unwrap_or("-"),
+        meta["name"].as_str().unwrap_or("-")
+    )
 }
 
 #[cfg(test)]
@@ -326,13 +432,19 @@ mod tests {
     use serde_json::json;
 
     fn names() -> Names {
-        Names { service: "podinfo".into() }
+        Names {
+            service: "podinfo".into(),
+        }
     }
 
     fn share_of_canary(table: &RouteTable, request: &Request) -> f64 {
         let n = 1000;
         let canary = (0..n)
-            .filter(|i| table.decide(request, f64::from(*i) / f64::from(n), 0.5).is_some_and(|d| d.version == Version::Canary))
+            .filter(|i| {
+                table
+                    .decide(request, f64::from(*i) / f64::from(n), 0.5)
+                    .is_some_and(|d| d.version == Version::Canary)
+            })
             .count();
         canary as f64 / f64::from(n)
     }
@@ -349,14 +461,23 @@ mod tests {
         assert_eq!(table.source, "VirtualService test/podinfo");
         let plain = Request::default();
         assert!((share_of_canary(&table, &plain) - 0.2).abs() < 0.01);
-        let insider = Request { headers: vec![("x-canary".into(), "insider".into())] };
+        let insider = Request {
+            headers: vec![("x-canary".into(), "insider".into())],
+        };
         assert!((share_of_canary(&table, &insider) - 1.0).abs() < f64::EPSILON);
-        let cookie = Request { headers: vec![("cookie".into(), "a=b;canary=always".into())] };
+        let cookie = Request {
+            headers: vec![("cookie".into(), "a=b;canary=always".into())],
+        };
         assert!((share_of_canary(&table, &cookie) - 1.0).abs() < f64::EPSILON);
         // Envoy matches the whole value: a space after the semicolon defeats Flagger's pattern.
-        let spaced = Request { headers: vec![("cookie".into(), "a=b; canary=always".into())] };
+        let spaced = Request {
+            headers: vec![("cookie".into(), "a=b; canary=always".into())],
+        };
         assert!((share_of_canary(&table, &spaced) - 0.2).abs() < 0.01);
-        assert_eq!(table.decide(&plain, 0.0, 0.49).and_then(|d| d.mirror), Some(Version::Canary));
+        assert_eq!(
+            table.decide(&plain, 0.0, 0.49).and_then(|d| d.mirror),
+            Some(Version::Canary)
+        );
         assert_eq!(table.decide(&plain, 0.0, 0.51).and_then(|d| d.mirror), None);
     }
 
@@ -367,11 +488,17 @@ mod tests {
             {"backendRefs": [{"name": "podinfo-primary", "weight": 90}, {"name": "podinfo-canary", "weight": 10}]}]}});
         let table = from_http_route(&route, &names()).expect("valid");
         assert!((share_of_canary(&table, &Request::default()) - 0.1).abs() < 0.01);
-        let insider = Request { headers: vec![("x-canary".into(), "insider".into())] };
+        let insider = Request {
+            headers: vec![("x-canary".into(), "insider".into())],
+        };
         assert!((share_of_canary(&table, &insider) - 1.0).abs() < f64::EPSILON);
 
         let split = json!({"spec": {"backends": [{"service": "podinfo-primary", "weight": "700m"}, {"service": "podinfo-canary", "weight": "300m"}]}});
-        assert!((share_of_canary(&from_traffic_split(&split, &names()), &Request::default()) - 0.3).abs() < 0.01);
+        assert!(
+            (share_of_canary(&from_traffic_split(&split, &names()), &Request::default()) - 0.3)
+                .abs()
+                < 0.01
+        );
     }
 
     #[test]
@@ -383,20 +510,42 @@ mod tests {
         let table = from_canary_ingress(&ingress).expect("valid");
         assert!((share_of_canary(&table, &Request::default()) - 0.4).abs() < 0.01);
         for jar in ["canary=always", "a=b; canary=always; c=d"] {
-            let cookie = Request { headers: vec![("cookie".into(), jar.into())] };
-            assert!((share_of_canary(&table, &cookie) - 1.0).abs() < f64::EPSILON, "{jar}");
+            let cookie = Request {
+                headers: vec![("cookie".into(), jar.into())],
+            };
+            assert!(
+                (share_of_canary(&table, &cookie) - 1.0).abs() < f64::EPSILON,
+                "{jar}"
+            );
         }
 
         let green = json!({"spec": {"selector": {"app": "podinfo"}}});
         let blue = json!({"spec": {"selector": {"app": "podinfo-primary"}}});
-        assert!((share_of_canary(&from_service_selector(&green, "podinfo").expect("table"), &Request::default()) - 1.0).abs() < f64::EPSILON);
-        assert!(share_of_canary(&from_service_selector(&blue, "podinfo").expect("table"), &Request::default()).abs() < f64::EPSILON);
+        assert!(
+            (share_of_canary(
+                &from_service_selector(&green, "podinfo").expect("table"),
+                &Request::default()
+            ) - 1.0)
+                .abs()
+                < f64::EPSILON
+        );
+        assert!(
+            share_of_canary(
+                &from_service_selector(&blue, "podinfo").expect("table"),
+                &Request::default()
+            )
+            .abs()
+                < f64::EPSILON
+        );
     }
 
     #[test]
     fn an_invalid_regex_names_the_field() {
         let vs = json!({"spec": {"http": [{"match": [{"headers": {"x": {"regex": "(unclosed"}}}], "route": []}]}});
         let error = from_virtual_service(&vs, &names()).expect_err("bad regex");
-        assert!(error.to_string().contains("spec.http[0].match.headers.x"), "{error}");
+        assert!(
+            error.to_string().contains("spec.http[0].match.headers.x"),
+            "{error}"
+        );
     }
 }

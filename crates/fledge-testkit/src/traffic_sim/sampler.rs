@@ -33,6 +33,10 @@ mod tests {
         assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
         let below_a_fifth = draws.iter().filter(|d| **d < 0.2).count();
         assert!((1_850..2_150).contains(&below_a_fifth), "{below_a_fifth}");
-        assert_eq!(Sampler::new(7).uniform().to_bits(), draws[0].to_bits(), "same seed, same sequence");
+        assert_eq!(
+            Sampler::new(7).uniform().to_bits(),
+            draws[0].to_bits(),
+            "same seed, same sequence"
+        );
     }
 }

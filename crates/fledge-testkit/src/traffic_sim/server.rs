@@ -14,8 +14,20 @@ use crate::error::{Error, Result};
 pub(super) async fn serve(state: Arc<Mutex<State>>) -> Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
-        .map_err(|e| Error::io("bind the traffic simulator's metrics port", "127.0.0.1:0", e))?;
-    let addr = listener.local_addr().map_err(|e| Error::io("bind the traffic simulator's metrics port", "127.0.0.1:0", e))?;
+        .map_err(|e| {
+            Error::io(
+                "bind the traffic simulator's metrics port",
+                "127.0.0.1:0",
+                e,
+            )
+        })?;
+    let addr = listener.local_addr().map_err(|e| {
+        Error::io(
+            "bind the traffic simulator's metrics port",
+            "127.0.0.1:0",
+            e,
+        )
+    })?;
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let state = state.clone();
