@@ -231,7 +231,7 @@ mod tests {
         )
     }
 
-    fn existing(annotations: serde_json::Value, owned: bool) -> DynamicObject {
+    fn existing(annotations: &serde_json::Value, owned: bool) -> DynamicObject {
         let mut object: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "networking.istio.io/v1beta1",
             "kind": "VirtualService",
@@ -265,7 +265,7 @@ mod tests {
         let again = adopt(
             &identity(),
             &desired(),
-            Some(&existing(json!({}), true)),
+            Some(&existing(&json!({}), true)),
             true,
         );
         assert!(again.metadata.owner_references.is_some());
@@ -277,7 +277,7 @@ mod tests {
         let adopted = adopt(
             &identity(),
             &desired(),
-            Some(&existing(json!({}), false)),
+            Some(&existing(&json!({}), false)),
             true,
         );
         assert!(adopted.metadata.owner_references.is_none());
@@ -289,7 +289,7 @@ mod tests {
 
         // Later reconciles carry the first saved copy forward, not Fledge's own spec.
         let current = existing(
-            json!({ ORIGINAL_CONFIGURATION: "{\"hosts\":[\"first\"]}" }),
+            &json!({ ORIGINAL_CONFIGURATION: "{\"hosts\":[\"first\"]}" }),
             false,
         );
         let again = adopt(&identity(), &desired(), Some(&current), true);
@@ -303,7 +303,7 @@ mod tests {
     fn kubectl_applied_objects_are_restored_from_kubectls_own_annotation() {
         let last_applied = json!({ "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService", "spec": { "hosts": ["from-kubectl"] } });
         let current = existing(
-            json!({ KUBECTL_LAST_APPLIED: last_applied.to_string() }),
+            &json!({ KUBECTL_LAST_APPLIED: last_applied.to_string() }),
             false,
         );
         let adopted = adopt(&identity(), &desired(), Some(&current), true);
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_saved_spec_is_an_error_naming_the_annotation() {
-        let current = existing(json!({ ORIGINAL_CONFIGURATION: "{not json" }), false);
+        let current = existing(&json!({ ORIGINAL_CONFIGURATION: "{not json" }), false);
         let err = original_spec(&desired().resource, &current).unwrap_err();
         assert!(err.to_string().contains(ORIGINAL_CONFIGURATION), "{err}");
     }
