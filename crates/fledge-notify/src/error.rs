@@ -33,6 +33,23 @@ pub enum Error {
         provider: String,
     },
 
+    /// A canary alert names an AlertProvider that does not exist.
+    #[error("AlertProvider {provider} not found; create it or fix the alert's providerRef")]
+    ProviderNotFound {
+        /// `namespace/name` of the missing AlertProvider.
+        provider: String,
+    },
+
+    /// The operator could not read an AlertProvider or Secret (an API error).
+    #[error("cannot read {what}")]
+    Lookup {
+        /// What was being read (`AlertProvider flagger/on-call`).
+        what: String,
+        /// What the lookup reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The AlertProvider names a Secret the operator could not supply.
     #[error(
         "AlertProvider {provider}: spec.secretRef names Secret {secret}, which was not found in namespace {namespace}; create it or remove spec.secretRef"

@@ -13,6 +13,8 @@
 //! - [`Notification`] carries Flagger's message, the severity and the facts shown with it.
 //! - [`Dispatcher`] posts in the background through a bounded queue, so a slow or dead chat
 //!   service never holds up a canary's analysis.
+//! - [`Alerter`] does all of the above in one call, looking AlertProviders and Secrets up
+//!   through the operator's [`ProviderDirectory`] (its watch caches).
 //!
 //! Addresses, tokens and proxy URLs are credentials: they are held in [`Sensitive`] and never
 //! appear in `Debug`, `Display` or error messages.
@@ -37,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod alerter;
 pub mod discord;
 pub mod dispatch;
 pub mod endpoint;
@@ -52,6 +55,7 @@ pub mod sensitive;
 pub mod slack;
 pub mod webhook;
 
+pub use alerter::{AlertOutcome, Alerter, LookupError, ProviderDirectory};
 pub use dispatch::{DispatchConfig, DispatchStats, DispatchWorker, Dispatcher};
 pub use endpoint::{DEFAULT_TIMEOUT, Endpoint, HttpClients};
 pub use error::{Error, Result};
