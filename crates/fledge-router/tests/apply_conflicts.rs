@@ -23,8 +23,10 @@ fn status(code: u16, reason: &str) -> Response<Body> {
     });
     Response::builder()
         .status(code)
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
+        .body(Body::from(
+            serde_json::to_vec(&body).expect("valid test data"),
+        ))
+        .expect("valid test data")
 }
 
 /// Answers the next request after checking it is Fledge's server-side apply of the object.
@@ -42,8 +44,12 @@ async fn answer_apply(
         request.headers()["content-type"],
         "application/apply-patch+yaml"
     );
-    let body = request.into_body().collect_bytes().await.unwrap();
-    let applied: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let body = request
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("valid test data");
+    let applied: serde_json::Value = serde_json::from_slice(&body).expect("valid test data");
     assert_eq!(applied["kind"], "VirtualService");
     assert_eq!(applied["spec"]["hosts"], json!(["podinfo"]));
     send.send_response(response);
@@ -56,8 +62,10 @@ fn applied_object() -> Response<Body> {
         "spec": { "hosts": ["podinfo"], "http": [] },
     });
     Response::builder()
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
+        .body(Body::from(
+            serde_json::to_vec(&body).expect("valid test data"),
+        ))
+        .expect("valid test data")
 }
 
 #[tokio::test]
@@ -70,11 +78,11 @@ async fn a_conflicting_apply_is_retried_until_it_goes_through() {
         answer_apply(&mut handle, applied_object()).await;
     });
     let desired = virtual_service();
-    let applied = applier
+    let written = applier
         .apply_object(&desired.resource, "test", &desired.object)
         .await
         .unwrap();
-    assert_eq!(applied.metadata.resource_version.as_deref(), Some("7"));
+    assert_eq!(written.metadata.resource_version.as_deref(), Some("7"));
     server.await.unwrap();
 }
 
