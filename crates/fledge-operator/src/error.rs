@@ -118,6 +118,15 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// No Kubernetes client could be configured (no kubeconfig, not in a cluster).
+    #[error(
+        "cannot configure the Kubernetes client: {reason}; pass -kubeconfig (or KUBECONFIG) or run inside a cluster"
+    )]
+    ClientConfig {
+        /// Why the configuration failed.
+        reason: String,
+    },
+
     /// A command-line flag or environment variable has an unusable value.
     #[error("{flag}: {reason}")]
     Config {

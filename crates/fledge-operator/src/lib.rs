@@ -8,6 +8,9 @@
 //!   scaling the target to and from zero, and the revision and readiness the engine reads.
 //!   Rendering is pure; [`workload::apply::WorkloadApplier`] writes with server-side apply
 //!   (field manager `fledge`) and skips writes that change nothing.
+//! - [`config`]: Flagger's command-line flags (single or double dash), each also settable by
+//!   an environment variable; [`logging`]: JSON log lines whose `msg` is the engine's message;
+//!   [`cluster`]: the API client the flags describe.
 //!
 //! ```no_run
 //! # async fn run(client: kube::Client, canary: fledge_api::Canary) -> fledge_operator::Result<()> {
@@ -27,7 +30,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cluster;
+pub mod config;
 mod error;
+pub mod logging;
 pub mod workload;
 
 pub use error::{Error, Result};

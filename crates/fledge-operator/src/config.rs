@@ -1,0 +1,329 @@
+//! The operator's configuration: Flagger's command-line flags (single dash, as Flagger's Helm
+//! chart passes them, or double dash), each also settable by an environment variable
+//! `FLEDGE_<FLAG>` (`FLEDGE_MESH_PROVIDER=linkerd`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::workload::WorkloadSettings;
+
+/// How much the operator logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything, including each API write.
+    Debug,
+    /// Canary events and lifecycle.
+    Info,
+    /// Problems that do not stop a canary.
+    #[value(alias = "warn")]
+    Warning,
+    /// Only failures.
+    Error,
+}
+
+impl LogLevel {
+    /// The `tracing` level filter of this level.
+    pub fn filter(self) -> tracing::level_filters::LevelFilter {
+        use tracing::level_filters::LevelFilter;
+        match self {
+            Self::Debug => LevelFilter::DEBUG,
+            Self::Info => LevelFilter::INFO,
+            Self::Warning => LevelFilter::WARN,
+            Self::Error => LevelFilter::ERROR,
+        }
+    }
+}
+
+/// The configuration of one operator process.
+#[derive(Clone, Debug, PartialEq, Parser, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[command(
+    name = "fledge-operator",
+    version,
+    about = "Progressive delivery for Kubernetes: runs Flagger Canaries.",
+    long_about = "Progressive delivery for Kubernetes: runs Flagger Canaries. Flags take one dash or two \
+                  (-mesh-provider=istio or --mesh-provider istio); every flag can also be set through \
+                  the environment variable shown with it."
+)]
+pub struct OperatorConfig {
+    /// Default traffic provider of canaries that name none (`spec.provider`).
+    #[arg(long, env = "FLEDGE_MESH_PROVIDER", default_value = "istio")]
+    pub mesh_provider: String,
+
+    /// Default metrics server (Prometheus URL) of the builtin metrics.
+    #[arg(
+        long,
+        env = "FLEDGE_METRICS_SERVER",
+        default_value = "http://prometheus:9090"
+    )]
+    pub metrics_server: String,
+
+    /// Only watch canaries in this namespace (all namespaces when empty).
+    #[arg(long, env = "FLEDGE_NAMESPACE", default_value = "")]
+    pub namespace: String,
+
+    /// Pod labels looked for, in order, to build the primary's selector.
+    #[arg(
+        long,
+        env = "FLEDGE_SELECTOR_LABELS",
+        default_value = "app,name,app.kubernetes.io/name",
+        value_delimiter = ','
+    )]
+    pub selector_labels: Vec<String>,
+
+    /// Prefixes of the labels and annotations copied to primary objects (`*` for all).
+    #[arg(
+        long,
+        env = "FLEDGE_INCLUDE_LABEL_PREFIX",
+        default_value = "",
+        value_delimiter = ','
+    )]
+    pub include_label_prefix: Vec<String>,
+
+    /// Track ConfigMaps and Secrets: a change starts an analysis, the primary gets copies.
+    #[arg(long, env = "FLEDGE_ENABLE_CONFIG_TRACKING", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_config_tracking: bool,
+
+    /// URL that receives every canary event as Flagger's webhook payload.
+    #[arg(long, env = "FLEDGE_EVENT_WEBHOOK")]
+    pub event_webhook: Option<String>,
+
+    /// Slack incoming webhook URL for alerts.
+    #[arg(long, env = "FLEDGE_SLACK_URL")]
+    #[serde(serialize_with = "redacted")]
+    pub slack_url: Option<String>,
+
+    /// Slack channel for alerts.
+    #[arg(long, env = "FLEDGE_SLACK_CHANNEL")]
+    pub slack_channel: Option<String>,
+
+    /// Slack user name alerts are posted as.
+    #[arg(long, env = "FLEDGE_SLACK_USER", default_value = "flagger")]
+    pub slack_user: String,
+
+    /// Microsoft Teams incoming webhook URL for alerts.
+    #[arg(long, env = "FLEDGE_MSTEAMS_URL")]
+    #[serde(serialize_with = "redacted")]
+    pub msteams_url: Option<String>,
+
+    /// Log level: debug, info, warning or error.
+    #[arg(
+        long,
+        env = "FLEDGE_LOG_LEVEL",
+        value_enum,
+        default_value = "info",
+        ignore_case = true
+    )]
+    pub log_level: LogLevel,
+
+    /// Path to a kubeconfig; in-cluster configuration (or `KUBECONFIG`) when unset.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Sustained requests per second to the API server.
+    #[arg(long, env = "FLEDGE_KUBECONFIG_QPS", default_value_t = 100)]
+    pub kubeconfig_qps: u32,
+
+    /// Burst of requests to the API server above the sustained rate.
+    #[arg(long, env = "FLEDGE_KUBECONFIG_BURST", default_value_t = 250)]
+    pub kubeconfig_burst: u32,
+
+    /// Run as one of several replicas, only the holder of a Lease acting.
+    #[arg(long, env = "FLEDGE_ENABLE_LEADER_ELECTION", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub enable_leader_election: bool,
+
+    /// Namespace of the leader-election Lease.
+    #[arg(
+        long,
+        env = "FLEDGE_LEADER_ELECTION_NAMESPACE",
+        default_value = "kube-system"
+    )]
+    pub leader_election_namespace: String,
+
+    /// Port of /metrics, /healthz and /readyz.
+    #[arg(long, env = "FLEDGE_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Print the effective configuration (flags and environment) as JSON and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
+
+    /// Flags of Flagger that Fledge accepts so that Flagger's manifests run unchanged, but
+    /// that have no effect.
+    #[command(flatten)]
+    pub ignored: IgnoredFlaggerFlags,
+}
+
+/// Flagger flags without an effect in Fledge; accepted, and reported at start-up when set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IgnoredFlaggerFlags {
+    /// Flagger's worker count (Fledge's work is not per worker).
+    #[arg(long, hide = true)]
+    pub threadiness: Option<String>,
+    /// Flagger's resync period (Fledge reacts to watch events).
+    #[arg(long, hide = true)]
+    pub control_loop_interval: Option<String>,
+    /// Flagger's log encoding (Fledge always writes JSON lines).
+    #[arg(long, hide = true)]
+    pub zap_encoding: Option<String>,
+    /// Flagger's global logger switch.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub zap_replace_globals: Option<String>,
+    /// Flagger's cluster name in alerts.
+    #[arg(long, hide = true)]
+    pub cluster_name: Option<String>,
+}
+
+impl IgnoredFlaggerFlags {
+    /// The flags that were set, as `-name=value`.
+    pub fn set(&self) -> Vec<String> {
+        [
+            ("threadiness", &self.threadiness),
+            ("control-loop-interval", &self.control_loop_interval),
+            ("zap-encoding", &self.zap_encoding),
+            ("zap-replace-globals", &self.zap_replace_globals),
+            ("cluster-name", &self.cluster_name),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("-{name}={v}")))
+        .collect()
+    }
+}
+
+impl OperatorConfig {
+    /// Parses the process arguments (after [`normalize_flags`]) and the environment.
+    ///
+    /// # Errors
+    /// The clap error (also for `--help` and `--version`), ready for [`clap::Error::exit`].
+    pub fn try_parse_args<I, T>(args: I) -> std::result::Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        Self::try_parse_from(normalize_flags(args.into_iter().map(Into::into)))
+    }
+
+    /// Checks what clap cannot: the provider is one Fledge routes, the selector labels and
+    /// the rates are usable.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the flag and what it accepts.
+    pub fn validate(&self) -> Result<()> {
+        fledge_router::Provider::parse(&self.mesh_provider).map_err(|e| Error::Config {
+            flag: "-mesh-provider (FLEDGE_MESH_PROVIDER)".to_owned(),
+            reason: e
+                .to_string()
+                .trim_start_matches("spec.provider: ")
+                .to_owned(),
+        })?;
+        if self.selector_labels().is_empty() {
+            return Err(Error::Config {
+                flag: "-selector-labels (FLEDGE_SELECTOR_LABELS)".to_owned(),
+                reason: "needs at least one label, e.g. app,name,app.kubernetes.io/name".to_owned(),
+            });
+        }
+        if self.kubeconfig_qps == 0 {
+            return Err(Error::Config {
+                flag: "-kubeconfig-qps (FLEDGE_KUBECONFIG_QPS)".to_owned(),
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.kubeconfig_burst < self.kubeconfig_qps {
+            return Err(Error::Config {
+                flag: "-kubeconfig-burst (FLEDGE_KUBECONFIG_BURST)".to_owned(),
+                reason: format!(
+                    "must be at least -kubeconfig-qps ({}), got {}",
+                    self.kubeconfig_qps, self.kubeconfig_burst
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The namespace to watch; `None` for all namespaces.
+    pub fn watched_namespace(&self) -> Option<&str> {
+        Some(self.namespace.trim()).filter(|ns| !ns.is_empty())
+    }
+
+    /// The selector labels, without blanks.
+    pub fn selector_labels(&self) -> Vec<String> {
+        non_blank(&self.selector_labels)
+    }
+
+    /// How workloads are rendered.
+    pub fn workload_settings(&self) -> WorkloadSettings {
+        WorkloadSettings {
+            selector_labels: self.selector_labels(),
+            include_label_prefixes: non_blank(&self.include_label_prefix),
+            config_tracking: self.enable_config_tracking,
+        }
+    }
+}
+
+/// Incoming-webhook URLs are credentials: printed configuration only says whether one is set.
+#[allow(
+    clippy::ref_option,
+    reason = "serde's serialize_with passes &Option<T>"
+)]
+fn redacted<S: serde::Serializer>(
+    value: &Option<String>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&value.as_ref().map(|_| "(set)"), serializer)
+}
+
+fn non_blank(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// Turns Flagger's Go-style single-dash long flags (`-mesh-provider=istio`,
+/// `-log-level info`) into clap's double-dash form. Only arguments naming one of the
+/// operator's long flags are touched, so values that happen to start with a dash pass
+/// unchanged, and nothing after a bare `--` is rewritten.
+pub fn normalize_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let command = OperatorConfig::command();
+    let long_flags: Vec<&str> = command
+        .get_arguments()
+        .filter_map(clap::Arg::get_long)
+        .collect();
+    let mut after_separator = false;
+    args.into_iter()
+        .enumerate()
+        .map(|(index, arg)| {
+            if index == 0 || after_separator {
+                return arg;
+            }
+            let Some(text) = arg.to_str() else { return arg };
+            if text == "--" {
+                after_separator = true;
+                return arg;
+            }
+            let Some(rest) = text.strip_prefix('-').filter(|r| !r.starts_with('-')) else {
+                return arg;
+            };
+            let name = rest.split_once('=').map_or(rest, |(name, _)| name);
+            if long_flags.contains(&name) {
+                OsString::from(format!("-{text}"))
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,108 @@
+//! `fledge-operator`: runs Flagger Canaries on a cluster.
+//!
+//! Reads Flagger's flags (or `FLEDGE_*` environment variables), logs JSON lines, connects to
+//! the API server and runs until SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+
+use fledge_operator::config::OperatorConfig;
+use fledge_operator::workload::autoscaler::AutoscalingVersion;
+use fledge_operator::{cluster, logging};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match OperatorConfig::try_parse_args(std::env::args_os()) {
+        Ok(config) => config,
+        Err(error) => error.exit(),
+    };
+    if config.print_config {
+        return match serde_json::to_string_pretty(&config) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("cannot print the configuration: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Err(error) = tracing::subscriber::set_global_default(logging::subscriber(
+        config.log_level,
+        std::io::stdout,
+    )) {
+        eprintln!("cannot install the logger: {error}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(error) = config.validate() {
+        tracing::error!(error = %error, "Invalid configuration");
+        return ExitCode::from(2);
+    }
+    match run(&config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "fledge-operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        mesh_provider = %config.mesh_provider,
+        metrics_server = %config.metrics_server,
+        namespace = config.watched_namespace().unwrap_or("*"),
+        "Starting fledge-operator"
+    );
+    for flag in config.ignored.set() {
+        tracing::warn!(%flag, "Flagger flag accepted but without effect in Fledge");
+    }
+    let client = cluster::connect(config).await?;
+    let server =
+        client
+            .apiserver_version()
+            .await
+            .map_err(|e| fledge_operator::Error::ClientConfig {
+                reason: format!("the API server does not answer: {e}"),
+            })?;
+    tracing::info!(server_version = %server.git_version, "Connected to Kubernetes API {}", server.git_version);
+    let autoscaling = AutoscalingVersion::detect(&client).await?;
+    tracing::info!(
+        autoscaling = autoscaling.api_version(),
+        "Using {} for primary autoscalers",
+        autoscaling.api_version()
+    );
+    if let Some(namespace) = config.watched_namespace() {
+        tracing::info!("Watching namespace {namespace}");
+    } else {
+        tracing::info!("Watching all namespaces");
+    }
+    shutdown_signal().await;
+    tracing::info!("Shutting down");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
