@@ -134,7 +134,10 @@ impl Flaky {
         for byte in name.bytes().chain(tick.to_le_bytes()) {
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
         }
-        hash % 100
+        // Finish with SplitMix64 so every seed gives a different world.
+        hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (hash ^ (hash >> 31)) % 100
     }
 }
 
@@ -204,22 +207,28 @@ fn passing(observation: &Observation) -> bool {
         })
 }
 
-/// Drives `case` for `ticks` ticks, checking every plan and every action as it is carried out.
+/// Drives `case` for `ticks` ticks, checking every plan and every action as it is carried out;
+/// returns every phase the canary went through.
 fn check_invariants(
     case: &Case,
     timing: Timing,
     checks: &mut dyn CheckSource,
     ticks: u32,
     new_revision_at: Option<u32>,
-) {
+) -> Vec<CanaryPhase> {
     let canary = case.canary();
     let rollout = Rollout::new(&canary, Some("istio")).expect("a plannable canary");
     let max_weight = rollout.settings().max_weight;
     let mut cluster = Cluster::new("v1", 2, timing);
     let mut status = CanaryStatus::default();
     let mut now = start();
+    let mut phases = Vec::new();
+    let mut deployed = false;
     for tick in 0..ticks {
-        if tick == 2 || Some(tick) == new_revision_at {
+        // The first new revision arrives once the canary is initialised; another may follow.
+        let first = !deployed && status.phase == CanaryPhase::Initialized;
+        if first || (deployed && Some(tick) == new_revision_at) {
+            deployed = true;
             cluster.deploy(&format!("v{}", tick + 2), tick, now);
         }
         let observation = observe(&rollout, &status, &cluster, tick, now, checks);
@@ -249,8 +258,12 @@ fn check_invariants(
             );
         }
         status = plan.status;
+        if phases.last() != Some(&status.phase) {
+            phases.push(status.phase);
+        }
         now = advance(now, plan.requeue_after);
     }
+    phases
 }
 
 fn check_plan(
@@ -353,7 +366,7 @@ proptest! {
     ) {
         let timing = Timing { canary_ready_after: canary_delay, primary_ready_after: primary_delay };
         let mut checks = Flaky { seed, failure_percent };
-        check_invariants(&case, timing, &mut checks, 60, new_revision_at);
+        let _phases = check_invariants(&case, timing, &mut checks, 60, new_revision_at);
     }
 
     #[test]
@@ -423,4 +436,45 @@ fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
     assert_eq!(records.len(), 1 + 5);
     assert!(!sim.cluster.canary_running());
     assert_eq!(sim.cluster.routes, fledge_engine::Routes::ALL_TO_PRIMARY);
+}
+
+#[test]
+fn the_random_worlds_reach_every_outcome_the_invariants_speak_of() {
+    let case = Case {
+        shape: Shape::Canary {
+            step: 10,
+            max: 50,
+            mirror: false,
+        },
+        threshold: 2,
+        promotion_step: None,
+        gates: true,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        let mut checks = Flaky {
+            seed,
+            failure_percent: 25,
+        };
+        let timing = Timing {
+            canary_ready_after: Some(1),
+            primary_ready_after: 1,
+        };
+        for phase in check_invariants(&case, timing, &mut checks, 60, None) {
+            seen.insert(phase.as_str());
+        }
+    }
+    for phase in [
+        "Progressing",
+        "WaitingPromotion",
+        "Promoting",
+        "Finalising",
+        "Succeeded",
+        "Failed",
+    ] {
+        assert!(
+            seen.contains(phase),
+            "no random world reached {phase}: {seen:?}"
+        );
+    }
 }
