@@ -433,3 +433,31 @@ fn an_autoscaler_scaling_the_canary_up_halts_advancement_until_the_new_pods_are_
     assert!(plan.actions.is_empty(), "no traffic moves");
     assert_eq!(plan.status, status, "nothing is counted");
 }
+
+#[test]
+fn after_a_failure_only_a_further_revision_starts_a_new_rollout() {
+    let canary = manifest(
+        "    interval: 1m\n    stepWeight: 25\n    threshold: 1\n    metrics:\n      - {name: request-success-rate, thresholdRange: {min: 99}}",
+    );
+    let mut failing = Script::passing(50.0);
+    let mut sim = started(&canary, Timing::default(), &mut failing);
+    run_to_end(&mut sim, &mut failing, 20);
+    assert_eq!(sim.status.phase, CanaryPhase::Failed);
+
+    let mut healthy = AllPassing { value: 100.0 };
+    let quiet = sim.step(&mut healthy).expect("plans");
+    assert!(
+        quiet.plan.events.is_empty() && quiet.plan.actions.is_empty(),
+        "the failed revision stays rolled back"
+    );
+
+    let (tick, now) = (sim.tick, sim.now);
+    sim.cluster.deploy("v3", tick, now);
+    let records = run_to_end(&mut sim, &mut healthy, 20);
+    assert_eq!(
+        messages(&records)[0],
+        "New revision detected! Scaling up podinfo.test"
+    );
+    assert_eq!(sim.status.phase, CanaryPhase::Succeeded);
+    assert_eq!(sim.cluster.primary_revision.as_deref(), Some("v3"));
+}
