@@ -3,9 +3,10 @@
 use fledge_api::CanaryPhase;
 use fledge_api::canary::HookType;
 
-/// The checks a tick consults, in the order Flagger runs them. The operator runs them (it may
-/// stop at the first failure of a kind, as Flagger does) and puts the results into the
-/// [`crate::Observation`].
+/// The checks a tick consults, in the order Flagger runs them. The operator runs them in this
+/// order and puts the results into the [`crate::Observation`]. Like Flagger, it may stop at the
+/// first check that halts the tick — a failing check, a closed gate, a rollback hook answering
+/// 2xx: the engine never reads past it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObservationRequest {
     /// Metrics to query, by `spec.analysis.metrics[].name`.

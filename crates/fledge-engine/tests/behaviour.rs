@@ -461,3 +461,42 @@ fn after_a_failure_only_a_further_revision_starts_a_new_rollout() {
     assert_eq!(sim.status.phase, CanaryPhase::Succeeded);
     assert_eq!(sim.cluster.primary_revision.as_deref(), Some("v3"));
 }
+
+#[test]
+fn an_operator_may_stop_running_checks_at_the_first_that_halts_the_tick() {
+    let canary = manifest(
+        "    interval: 1m\n    stepWeight: 10\n    metrics:\n      - {name: request-success-rate, thresholdRange: {min: 99}}\n    webhooks:\n      - {name: load-test, type: rollout, url: http://tester/}",
+    );
+    let rollout = Rollout::new(&canary, Some("istio")).expect("plannable");
+    let status = fledge_api::CanaryStatus {
+        phase: CanaryPhase::Progressing,
+        canary_weight: 10,
+        last_applied_spec: Some("v2".into()),
+        last_promoted_spec: Some("v1".into()),
+        ..Default::default()
+    };
+    let world = fledge_engine::World {
+        primary: Some(fledge_engine::WorkloadState::ready(2)),
+        canary: fledge_engine::WorkloadState::ready(2),
+        revision: fledge_engine::Revision::new("v2"),
+        routes: Routes::split(90, 10),
+        ..Default::default()
+    };
+    let now = fledge_engine::Timestamp::UNIX_EPOCH;
+    let request = rollout.needs(&status, &world, now);
+    assert_eq!(request.webhooks[0].name, "load-test");
+    assert_eq!(request.metrics, ["request-success-rate"]);
+    // The load test fails; the operator does not bother querying the metric.
+    let observation = Observation::of(world).with_webhook(
+        "load-test",
+        fledge_engine::WebhookOutcome::Failed("exit status 1".into()),
+    );
+    let plan = rollout
+        .plan(&status, &observation, now)
+        .expect("nothing past the failure is read");
+    assert_eq!(
+        plan.messages().collect::<Vec<_>>(),
+        ["Halt podinfo.test advancement external check load-test failed exit status 1"]
+    );
+    assert_eq!(plan.status.failed_checks, 1);
+}
