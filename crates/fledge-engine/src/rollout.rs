@@ -47,6 +47,8 @@ pub struct Rollout {
     pub(crate) target_kind: String,
     pub(crate) subject: Subject,
     pub(crate) primary_id: String,
+    /// `analysis.maxWeight` as written (0 when absent), as Flagger prints it in alerts.
+    pub(crate) spec_max_weight: i32,
     /// `Advance podinfo.test canary weight ` (the weight follows).
     pub(crate) advance_weight: String,
     pub(crate) primary_name: String,
@@ -160,6 +162,7 @@ impl Rollout {
             },
             iterations,
             has_match: analysis.is_some_and(|a| !a.match_.is_empty()),
+            spec_max_weight: analysis.and_then(|a| a.max_weight).unwrap_or(0),
             mirror: analysis.is_some_and(|a| a.mirror),
             has_autoscaler: spec.autoscaler_ref.is_some(),
             suspend: spec.suspend,
@@ -265,6 +268,45 @@ impl Rollout {
                 phase,
             },
         }
+    }
+
+    /// The fields Flagger attaches to alerts sent with metadata ([`crate::Alert::with_metadata`]):
+    /// target, failed-checks threshold, progress deadline and traffic routing. The operator
+    /// adds its own `Cluster` field first when it has a cluster name.
+    pub fn alert_metadata(&self) -> Vec<(&'static str, String)> {
+        let settings = &self.settings;
+        let routing = match self.strategy {
+            Strategy::AbTesting => Some("A/B Testing".to_owned()),
+            Strategy::BlueGreen | Strategy::BlueGreenMirroring => Some("Blue/Green".to_owned()),
+            Strategy::Canary if settings.step_weight > 0 => Some(format!(
+                "Weight step: {} max: {}",
+                settings.step_weight, self.spec_max_weight
+            )),
+            Strategy::Canary if !settings.step_weights.is_empty() => {
+                let steps: Vec<String> = settings.step_weights.iter().map(u32::to_string).collect();
+                Some(format!(
+                    "Weight steps: {} max: {}",
+                    steps.join(","),
+                    self.spec_max_weight
+                ))
+            }
+            Strategy::Canary => None,
+        };
+        let mut fields = vec![
+            (
+                "Target",
+                format!("{}/{}", self.target_kind, self.subject.target),
+            ),
+            ("Failed checks threshold", settings.threshold.to_string()),
+            (
+                "Progress deadline",
+                format!("{}s", settings.progress_deadline.as_secs()),
+            ),
+        ];
+        if let Some(routing) = routing {
+            fields.push(("Traffic routing", routing));
+        }
+        fields
     }
 
     /// `name.namespace` of the Canary, as messages print it.

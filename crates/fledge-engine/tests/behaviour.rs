@@ -500,3 +500,20 @@ fn an_operator_may_stop_running_checks_at_the_first_that_halts_the_tick() {
     );
     assert_eq!(plan.status.failed_checks, 1);
 }
+
+#[test]
+fn alerts_with_metadata_carry_flaggers_fields() {
+    let canary = common::fixture("004-stepweights.yaml");
+    let rollout = Rollout::new(&canary, Some("istio")).expect("plannable");
+    let fields = rollout.alert_metadata();
+    assert_eq!(fields[0], ("Target", "Deployment/podinfo.test".to_owned()));
+    assert_eq!(fields[2].0, "Progress deadline");
+    assert_eq!(
+        fields[3],
+        (
+            "Traffic routing",
+            "Weight steps: 1,2,10,80 max: 0".to_owned()
+        ),
+        "maxWeight as written"
+    );
+}
