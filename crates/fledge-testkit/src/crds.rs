@@ -61,7 +61,9 @@ pub fn reference_mesh_crds_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(dir)).filter(|d| d.is_dir());
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    Some(workspace.join("../shared/reference/mesh-crds")).filter(|d| d.is_dir())
+    std::fs::canonicalize(workspace.join("../shared/reference/mesh-crds"))
+        .ok()
+        .filter(|d| d.is_dir())
 }
 
 /// Installs the mesh CRDs routers write (Istio VirtualService/DestinationRule, SMI
