@@ -118,10 +118,10 @@ async fn start(options: &Options) -> Result<Playground> {
     println!("  installed {}", crds.join(", "));
     match cluster.install_mesh_crds().await? {
         MeshCrdSource::Reference(dir) => {
-            println!("  installed the upstream mesh CRDs from {}", dir.display())
+            println!("  installed the upstream mesh CRDs from {}", dir.display());
         }
         MeshCrdSource::Fallback => {
-            println!("  installed minimal mesh CRDs (no upstream schemas on this machine)")
+            println!("  installed minimal mesh CRDs (no upstream schemas on this machine)");
         }
     }
     for namespace in options

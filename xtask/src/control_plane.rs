@@ -176,6 +176,14 @@ fn build_kube_apiserver() -> Result<()> {
         )
         .context("download Debian's kubernetes source package")?;
     }
+    let src = unpack(&root, &tarball)?;
+    swap_vendored_libraries(&src)?;
+    compile(&root, &src)?;
+    install(&src)
+}
+
+/// Unpacks the upstream tarball into `<root>/src` (once; a half-done unpack is redone).
+fn unpack(root: &Path, tarball: &Path) -> Result<PathBuf> {
     let src = root.join("src");
     if !src.join("Makefile").is_file() {
         step("unpack the source");
@@ -185,7 +193,7 @@ fn build_kube_apiserver() -> Result<()> {
         run_quiet(
             Command::new("tar")
                 .arg("-xzf")
-                .arg(&tarball)
+                .arg(tarball)
                 .arg("-C")
                 .arg(&partial)
                 .arg("--strip-components=1"),
@@ -193,6 +201,12 @@ fn build_kube_apiserver() -> Result<()> {
         let _ = std::fs::remove_dir_all(&src);
         std::fs::rename(&partial, &src)?;
     }
+    Ok(src)
+}
+
+/// Replaces the vendored reflect2 and json-iterator, without which the server crashes on
+/// the first write of a custom resource when built with Go >= 1.18.
+fn swap_vendored_libraries(src: &Path) -> Result<()> {
     if !src.join(SWAP_MARKER).is_file() {
         step(
             "swap vendored reflect2 1.0.1 / json-iterator for Debian's 1.0.2 / 1.1.12 (Go >= 1.18 fix)",
@@ -215,6 +229,11 @@ fn build_kube_apiserver() -> Result<()> {
             "reflect2 and json-iterator from /usr/share/gocode\n",
         )?;
     }
+    Ok(())
+}
+
+/// Runs the upstream build in GOPATH mode (a plain `go build` lacks generated code).
+fn compile(root: &Path, src: &Path) -> Result<()> {
     let gopath = src.join(".go");
     let link = gopath.join("src/k8s.io/kubernetes");
     if !link.exists() {
@@ -237,7 +256,11 @@ fn build_kube_apiserver() -> Result<()> {
         .env("CGO_ENABLED", "0")
         .env("HOME", &home)
         .env("GOCACHE", &gocache);
-    run_with_progress(&mut make).context("build kube-apiserver")?;
+    run_with_progress(&mut make).context("build kube-apiserver")
+}
+
+/// Copies the built binary into the cache (atomically) and checks its version.
+fn install(src: &Path) -> Result<()> {
     let built = src.join("_output/bin/kube-apiserver");
     let target = cached_kube_apiserver();
     if let Some(dir) = target.parent() {

@@ -38,12 +38,15 @@ pub fn run(args: &[String]) -> Result<()> {
             &["--workspace", "--tests"],
         ),
     ];
+    let mut failed = Vec::new();
     for (name, selection) in tiers {
         println!("==> {name}");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+        // Every test binary runs even when an earlier one fails, so one run shows every failure.
         cargo
             .arg("test")
             .args(selection)
+            .arg("--no-fail-fast")
             .args(&extra)
             .current_dir(crate::workspace_root());
         if let Some(binaries) = &binaries {
@@ -53,8 +56,12 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         let status = cargo.status().context("run cargo test")?;
         if !status.success() {
-            bail!("{name} failed ({status})");
+            failed.push(name);
         }
     }
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    println!("==> all tiers passed");
     Ok(())
 }

@@ -107,9 +107,9 @@ impl LocalCluster {
         stale::mark_owner(dir.path())?;
         let pki = ApiServerPki::generate(dir.path())?;
 
-        let etcd = start_with_retries(|| start_etcd(&etcd_bin, dir.path())).await?;
-        let etcd_url = etcd.1;
-        let etcd = etcd.0;
+        let (etcd, etcd_url) = start_with_retries(|| start_etcd(&etcd_bin, dir.path())).await?;
+        // Recorded at once, so a run killed outright from here on is swept up next time.
+        stale::record_pids(dir.path(), &[etcd.pid()])?;
         let (apiserver, port) =
             start_with_retries(|| start_apiserver(&apiserver_bin, dir.path(), &pki, &etcd_url))
                 .await?;

@@ -15,10 +15,13 @@ const ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(30);
 /// The project's own minimal mesh schemas, used when the upstream ones are not at hand.
 const FALLBACK_MESH_CRDS: &str = include_str!("../crds/mesh-fallback.yaml");
 
+/// The upstream SMI TrafficSplit CRD.
+const SMI_FILE: &str = "smi-trafficsplit.yaml";
+
 /// The upstream mesh CRD files installed from the reference directory, in order.
 const REFERENCE_FILES: [&str; 6] = [
     "istio-networking.yaml",
-    "smi-trafficsplit.yaml",
+    SMI_FILE,
     "gateway-api-gatewayclasses.yaml",
     "gateway-api-gateways.yaml",
     "gateway-api-httproutes.yaml",
@@ -98,7 +101,12 @@ pub async fn install_mesh_crds_from(client: &kube::Client, dir: &Path) -> Result
         if !path.is_file() {
             continue;
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let mut text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        if file == SMI_FILE {
+            // The SMI SDK's CRD serves only v1alpha3; Linkerd's SMI extension serves v1alpha1
+            // and v1alpha2 as well, and Flagger's SMI routers write all three.
+            text = text.replace("served: false", "served: true");
+        }
         names.extend(install_crd_yaml(client, &text, &path.display().to_string()).await?);
     }
     Ok(names)

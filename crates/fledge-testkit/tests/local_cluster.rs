@@ -79,6 +79,16 @@ spec:
         .apply_yaml(split, ns.name())
         .await
         .expect("apply trafficsplit");
+    // All three SMI versions are served, as routers write each of them.
+    for version in ["v1alpha1", "v1alpha2"] {
+        let older = split
+            .replace("v1alpha3", version)
+            .replace("name: podinfo }", &format!("name: podinfo-{version} }}"));
+        cluster
+            .apply_yaml(&older, ns.name())
+            .await
+            .unwrap_or_else(|e| panic!("apply {version} trafficsplit: {e}"));
+    }
 
     let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", "VirtualService");
     let vs: Api<DynamicObject> =
