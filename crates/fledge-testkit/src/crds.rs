@@ -80,14 +80,24 @@ pub async fn install_mesh_crds(client: &kube::Client) -> Result<MeshCrdSource> {
         install_mesh_crds_from(client, &dir).await?;
         Ok(MeshCrdSource::Reference(dir))
     } else {
-        install_crd_yaml(
-            client,
-            FALLBACK_MESH_CRDS,
-            "fledge-testkit crds/mesh-fallback.yaml",
-        )
-        .await?;
+        install_fallback_mesh_crds(client).await?;
         Ok(MeshCrdSource::Fallback)
     }
+}
+
+/// Installs the testkit's own minimal mesh CRDs (what machines without the upstream schemas
+/// get): VirtualService and DestinationRule (v1beta1, v1alpha3, v1), TrafficSplit (v1alpha1–3)
+/// and HTTPRoute (v1, v1beta1), accepting any spec.
+///
+/// # Errors
+/// As [`install_fledge_crds`].
+pub async fn install_fallback_mesh_crds(client: &kube::Client) -> Result<Vec<String>> {
+    install_crd_yaml(
+        client,
+        FALLBACK_MESH_CRDS,
+        "fledge-testkit crds/mesh-fallback.yaml",
+    )
+    .await
 }
 
 /// Installs the upstream mesh CRDs from `dir` (the files present there).

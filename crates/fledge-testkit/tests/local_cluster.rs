@@ -110,3 +110,55 @@ spec:
         );
     }
 }
+
+#[tokio::test]
+async fn the_fallback_mesh_crds_serve_every_version_routers_write() {
+    let cluster = LocalCluster::start().await.expect("local control plane");
+    let names = fledge_testkit::crds::install_fallback_mesh_crds(&cluster.client())
+        .await
+        .expect("fallback crds");
+    assert_eq!(
+        names,
+        [
+            "virtualservices.networking.istio.io",
+            "destinationrules.networking.istio.io",
+            "trafficsplits.split.smi-spec.io",
+            "httproutes.gateway.networking.k8s.io"
+        ]
+    );
+    let ns = cluster.temp_namespace("fallback").await.expect("namespace");
+    let versions = [
+        (
+            "networking.istio.io",
+            "VirtualService",
+            ["v1beta1", "v1alpha3", "v1"].as_slice(),
+        ),
+        (
+            "networking.istio.io",
+            "DestinationRule",
+            ["v1beta1", "v1alpha3", "v1"].as_slice(),
+        ),
+        (
+            "split.smi-spec.io",
+            "TrafficSplit",
+            ["v1alpha1", "v1alpha2", "v1alpha3"].as_slice(),
+        ),
+        (
+            "gateway.networking.k8s.io",
+            "HTTPRoute",
+            ["v1", "v1beta1"].as_slice(),
+        ),
+    ];
+    for (group, kind, served) in versions {
+        for version in served {
+            let manifest = format!(
+                "apiVersion: {group}/{version}\nkind: {kind}\nmetadata: {{ name: r-{version} }}\nspec: {{ any: [thing] }}\n"
+            );
+            let stored = cluster
+                .apply_yaml(&manifest, ns.name())
+                .await
+                .unwrap_or_else(|e| panic!("{kind} {version}: {e}"));
+            assert_eq!(stored[0].data["spec"]["any"][0], "thing");
+        }
+    }
+}
