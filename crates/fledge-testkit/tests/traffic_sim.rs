@@ -215,7 +215,7 @@ async fn prometheus_computes_the_rates_the_builtin_queries_read() {
         .expect("query")
         .expect("a value");
     eprintln!("success rate: canary {canary:.1} %, primary {primary:.1} %");
-    assert!((canary - 70.0).abs() < 8.0, "canary success rate {canary}");
+    assert!((canary - 70.0).abs() < 10.0, "canary success rate {canary}");
     assert!(
         (primary - 100.0).abs() < f64::EPSILON,
         "primary success rate {primary}"
