@@ -82,6 +82,20 @@ async fn wait_route_source(sim: &TrafficSim, ns: &str, expected: &str) {
     }
 }
 
+/// Sends 2,000 requests at once and returns the canary's share in percent.
+fn canary_share_of_2000(sim: &TrafficSim, namespace: &str) -> f64 {
+    let before = sim.counts(namespace, "podinfo").expect("app");
+    sim.send(namespace, "podinfo", 2_000);
+    let after = sim.counts(namespace, "podinfo").expect("app");
+    let canary = after.canary - before.canary;
+    assert_eq!(
+        canary + after.primary - before.primary,
+        2_000,
+        "every request routed"
+    );
+    canary as f64 / 2_000.0 * 100.0
+}
+
 #[tokio::test]
 async fn the_split_follows_the_weights_in_the_cluster() {
     let cluster = LocalCluster::start().await.expect("local control plane");
@@ -103,9 +117,7 @@ async fn the_split_follows_the_weights_in_the_cluster() {
         .expect("deployments");
     wait_available(&cluster, ns.name(), &["podinfo", "podinfo-primary"]).await;
 
-    let app = SimApp::new(ns.name(), "podinfo")
-        .with_rate(0.0)
-        .with_header_share(0.1, "x-canary", "insider");
+    let app = SimApp::new(ns.name(), "podinfo").with_rate(0.0);
     let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default())
         .await
         .expect("traffic sim");
@@ -124,15 +136,16 @@ async fn the_split_follows_the_weights_in_the_cluster() {
         &format!("VirtualService {}/podinfo", ns.name()),
     )
     .await;
-    let before = sim.counts(ns.name(), "podinfo").expect("app");
-    sim.send(ns.name(), "podinfo", 2_000);
-    let after = sim.counts(ns.name(), "podinfo").expect("app");
-    let canary = after.canary - before.canary;
-    let primary = after.primary - before.primary;
-    assert_eq!(canary + primary, 2_000);
-    // 10 % of requests carry the insider header and always reach the canary: expected
-    // canary share = 0.1 + 0.9 × 0.2 = 28 %.
-    let share = canary as f64 / 2_000.0 * 100.0;
+    let share = canary_share_of_2000(&sim, ns.name());
+    eprintln!("canary share with 80/20 weights: {share:.1} %");
+    assert!((share - 20.0).abs() <= 3.0, "canary share {share:.1} %");
+
+    // A/B traffic: 10 % of requests carry the insider header, which always reaches the
+    // canary: expected canary share = 0.1 + 0.9 × 0.2 = 28 %.
+    sim.update_app(ns.name(), "podinfo", |app| {
+        *app = app.clone().with_header_share(0.1, "x-canary", "insider");
+    });
+    let share = canary_share_of_2000(&sim, ns.name());
     eprintln!("canary share with 80/20 weights and 10 % insiders: {share:.1} %");
     assert!((share - 28.0).abs() <= 3.0, "canary share {share:.1} %");
 
@@ -144,10 +157,7 @@ async fn the_split_follows_the_weights_in_the_cluster() {
     let start = Instant::now();
     loop {
         sim.refresh().await;
-        let before = sim.counts(ns.name(), "podinfo").expect("app");
-        sim.send(ns.name(), "podinfo", 2_000);
-        let after = sim.counts(ns.name(), "podinfo").expect("app");
-        let share = (after.canary - before.canary) as f64 / 2_000.0 * 100.0;
+        let share = canary_share_of_2000(&sim, ns.name());
         if (share - 10.0).abs() <= 3.0 {
             break;
         }

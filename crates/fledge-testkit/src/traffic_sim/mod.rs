@@ -293,6 +293,18 @@ impl TrafficSim {
         }
     }
 
+    /// Changes an app's settings (rate, request classes) while it runs.
+    pub fn update_app(&self, namespace: &str, target: &str, change: impl FnOnce(&mut SimApp)) {
+        if let Ok(mut state) = self.state.lock()
+            && let Some(entry) = state
+                .apps
+                .iter_mut()
+                .find(|a| a.app.namespace == namespace && a.app.target == target)
+        {
+            change(&mut entry.app);
+        }
+    }
+
     /// Re-reads every app's routes and pod templates from the cluster now.
     pub async fn refresh(&self) {
         refresh_all(&self.state, &self.client).await;
@@ -385,7 +397,10 @@ async fn refresh_all(state: &Mutex<State>, client: &kube::Client) {
         let canary = behaviour(client, &app.namespace, &app.target).await;
         let routes = read_routes(client, &app, primary.is_some()).await;
         if let Ok(mut state) = state.lock()
-            && let Some(entry) = state.apps.iter_mut().find(|a| a.app == app)
+            && let Some(entry) = state
+                .apps
+                .iter_mut()
+                .find(|a| a.app.namespace == app.namespace && a.app.target == app.target)
         {
             entry.routes = routes;
             entry.primary = primary;
