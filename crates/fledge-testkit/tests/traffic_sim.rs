@@ -9,7 +9,8 @@ use fledge_testkit::{
     TrafficSimConfig,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
+use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
 
 fn deployment(name: &str, env: &str) -> String {
     format!(
@@ -262,4 +263,142 @@ async fn prometheus_computes_the_rates_the_builtin_queries_read() {
         (linkerd - canary).abs() < 1.0,
         "linkerd {linkerd} vs istio {canary}"
     );
+}
+
+const HTTP_ROUTE: &str = r"
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: { name: podinfo }
+spec:
+  rules:
+  - backendRefs:
+    - { name: podinfo-primary, port: 9898, weight: 90 }
+    - { name: podinfo-canary, port: 9898, weight: 10 }
+";
+
+const TRAFFIC_SPLIT: &str = r"
+apiVersion: split.smi-spec.io/v1alpha3
+kind: TrafficSplit
+metadata: { name: podinfo }
+spec:
+  service: podinfo
+  backends:
+  - { service: podinfo-primary, weight: 70 }
+  - { service: podinfo-canary, weight: 30 }
+";
+
+const CANARY_INGRESS: &str = r"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: podinfo-canary
+  annotations:
+    nginx.ingress.kubernetes.io/canary: 'true'
+    nginx.ingress.kubernetes.io/canary-weight: '40'
+spec:
+  rules:
+  - host: app.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend: { service: { name: podinfo-canary, port: { number: 9898 } } }
+";
+
+const APEX_SERVICE: &str = r"
+apiVersion: v1
+kind: Service
+metadata: { name: podinfo }
+spec:
+  selector: { app: podinfo }
+  ports: [{ port: 9898, protocol: TCP }] # 1.20 server-side apply needs the protocol
+";
+
+/// Waits until the routes come from `source`, then measures the canary's share.
+async fn share_once_routed_by(sim: &TrafficSim, namespace: &str, kind: &str, name: &str) -> f64 {
+    wait_route_source(sim, namespace, &format!("{kind} {namespace}/{name}")).await;
+    canary_share_of_2000(sim, namespace)
+}
+
+#[tokio::test]
+async fn every_routing_resource_is_read_from_the_cluster() {
+    let cluster = LocalCluster::start().await.expect("local control plane");
+    cluster.install_mesh_crds().await.expect("mesh crds");
+    let ns = cluster.temp_namespace("routers").await.expect("namespace");
+    let ns = ns.name();
+    let app = SimApp::new(ns, "podinfo").with_rate(0.0);
+    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default())
+        .await
+        .expect("traffic sim");
+    let delete = |kind: &'static str, name: &'static str| {
+        let client = cluster.client();
+        async move {
+            let (group, version) = match kind {
+                "HTTPRoute" => ("gateway.networking.k8s.io", "v1beta1"),
+                "TrafficSplit" => ("split.smi-spec.io", "v1alpha3"),
+                _ => ("networking.k8s.io", "v1"),
+            };
+            let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+            let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &resource);
+            api.delete(name, &DeleteParams::default())
+                .await
+                .expect("delete");
+        }
+    };
+
+    // Gateway API (Flagger's gatewayapi router): weights on backendRefs.
+    cluster.apply_yaml(HTTP_ROUTE, ns).await.expect("httproute");
+    let share = share_once_routed_by(&sim, ns, "HTTPRoute", "podinfo").await;
+    assert!(
+        (share - 10.0).abs() <= 3.0,
+        "HTTPRoute 90/10: canary {share:.1} %"
+    );
+    delete("HTTPRoute", "podinfo").await;
+
+    // SMI (Linkerd, OSM): backends and weights.
+    cluster
+        .apply_yaml(TRAFFIC_SPLIT, ns)
+        .await
+        .expect("trafficsplit");
+    let share = share_once_routed_by(&sim, ns, "TrafficSplit", "podinfo").await;
+    assert!(
+        (share - 30.0).abs() <= 3.0,
+        "TrafficSplit 70/30: canary {share:.1} %"
+    );
+    delete("TrafficSplit", "podinfo").await;
+
+    // NGINX: the canary Ingress's weight annotation.
+    cluster
+        .apply_yaml(CANARY_INGRESS, ns)
+        .await
+        .expect("ingress");
+    let share = share_once_routed_by(&sim, ns, "Ingress", "podinfo-canary").await;
+    assert!(
+        (share - 40.0).abs() <= 3.0,
+        "canary-weight 40: canary {share:.1} %"
+    );
+    delete("Ingress", "podinfo-canary").await;
+
+    // Blue/green with the kubernetes provider: the apex Service's selector decides.
+    cluster.apply_yaml(APEX_SERVICE, ns).await.expect("service");
+    let share = share_once_routed_by(&sim, ns, "Service", "podinfo").await;
+    assert!(
+        (share - 100.0).abs() < f64::EPSILON,
+        "selector app=podinfo: canary {share:.1} %"
+    );
+    cluster
+        .apply_yaml(
+            &APEX_SERVICE.replace("app: podinfo }", "app: podinfo-primary }"),
+            ns,
+        )
+        .await
+        .expect("switch to primary");
+    let start = Instant::now();
+    while canary_share_of_2000(&sim, ns) > 0.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "selector switch not seen"
+        );
+        sim.refresh().await;
+    }
 }
