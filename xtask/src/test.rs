@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the full test command (what the README shows and `.ci/run` calls).
 //!
-//! It makes sure the control plane's binaries exist (building kube-apiserver if needed),
+//! It first runs the static checks — formatting, clippy with warnings denied, the CRD drift
+//! check and rustdoc with warnings denied — then makes sure the control plane's binaries exist (building kube-apiserver if needed),
 //! points the tests at exactly those binaries, then runs the tiers in order: unit tests,
 //! doc tests, then the integration tests (providers against real servers and end-to-end
 //! tests on the local control plane). Under `CI=true` nothing may be skipped: when the
@@ -12,6 +13,50 @@ use anyhow::{Context, Result, bail};
 
 use crate::control_plane;
 
+/// Formatting, lints, CRD drift and docs: cheap checks that fail fast, before any test runs.
+fn static_checks() -> Result<()> {
+    let cargo = || {
+        let mut command =
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+        command.current_dir(crate::workspace_root());
+        command
+    };
+    let steps: [(&str, Command); 3] = [
+        ("format check", {
+            let mut c = cargo();
+            c.args(["fmt", "--all", "--", "--check"]);
+            c
+        }),
+        ("clippy (warnings denied)", {
+            let mut c = cargo();
+            c.args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]);
+            c
+        }),
+        ("rustdoc (warnings denied)", {
+            let mut c = cargo();
+            c.args(["doc", "--workspace", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings");
+            c
+        }),
+    ];
+    for (name, mut command) in steps {
+        println!("==> {name}");
+        let status = command.status().with_context(|| format!("run {name}"))?;
+        if !status.success() {
+            bail!("{name} failed ({status})");
+        }
+    }
+    println!("==> CRD drift check");
+    crate::crd::run(&["--check".to_owned()])
+}
+
 /// Runs the command: `cargo xtask test [-- <extra cargo test args>]`.
 pub fn run(args: &[String]) -> Result<()> {
     let extra: Vec<String> = match args.split_first() {
@@ -21,6 +66,7 @@ pub fn run(args: &[String]) -> Result<()> {
             bail!("unknown argument {other:?}; usage: cargo xtask test [-- <cargo test args>]")
         }
     };
+    static_checks()?;
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     let binaries = match control_plane::ensure() {
         Ok(binaries) => Some(binaries),
@@ -35,7 +81,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ("doc tests", &["--workspace", "--doc"]),
         (
             "integration and end-to-end tests",
-            &["--workspace", "--tests"],
+            &["--workspace", "--test", "*"],
         ),
     ];
     let mut failed = Vec::new();
