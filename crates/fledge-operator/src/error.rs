@@ -92,6 +92,14 @@ pub enum Error {
         served: Vec<String>,
     },
 
+    /// The engine refused the canary (its spec cannot be planned) or a tick's inputs.
+    #[error("{0}")]
+    Engine(#[source] fledge_engine::Error),
+
+    /// A router failed to read or write the canary's traffic objects.
+    #[error("{0}")]
+    Router(#[source] fledge_router::Error),
+
     /// A request to the API server failed.
     #[error("{verb} {kind} {namespace}/{name}: {source}")]
     Kube {

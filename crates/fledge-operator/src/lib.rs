@@ -11,6 +11,8 @@
 //! - [`config`]: Flagger's command-line flags (single or double dash), each also settable by
 //!   an environment variable; [`logging`]: JSON log lines whose `msg` is the engine's message;
 //!   [`cluster`]: the API client the flags describe.
+//! - [`controller`]: the kube-runtime Controller over Canaries that ticks each canary with
+//!   the engine, reading its dependencies from watch caches.
 //!
 //! ```no_run
 //! # async fn run(client: kube::Client, canary: fledge_api::Canary) -> fledge_operator::Result<()> {
@@ -32,6 +34,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod controller;
 mod error;
 pub mod logging;
 pub mod workload;

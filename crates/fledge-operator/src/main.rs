@@ -1,13 +1,19 @@
 //! `fledge-operator`: runs Flagger Canaries on a cluster.
 //!
 //! Reads Flagger's flags (or `FLEDGE_*` environment variables), logs JSON lines, connects to
-//! the API server and runs until SIGTERM or Ctrl-C.
+//! the API server and runs the canary controller until SIGTERM or Ctrl-C.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use fledge_operator::config::OperatorConfig;
 use fledge_operator::workload::autoscaler::AutoscalingVersion;
-use fledge_operator::{cluster, logging};
+use fledge_operator::{cluster, controller, logging};
+
+/// How long running ticks may take to finish after SIGTERM (Kubernetes waits 30 s). Also
+/// bounds kube-runtime's graceful shutdown, which waits for the Canary cache's first list
+/// when the signal comes before it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -78,7 +84,27 @@ async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
     } else {
         tracing::info!("Watching all namespaces");
     }
-    shutdown_signal().await;
+    // Signal handlers are installed now, before anything else can take long.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let graceful = {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    };
+    let deadline = async move {
+        let mut stopping = stopping;
+        let _ = stopping.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = controller::run(config, client, graceful) => result?,
+        () = deadline => tracing::warn!("Ticks still running after {}s; stopping anyway", SHUTDOWN_GRACE.as_secs()),
+    }
     tracing::info!("Shutting down");
     Ok(())
 }

@@ -145,6 +145,10 @@ impl Drop for Lines {
 #[tokio::test]
 async fn the_operator_connects_to_a_real_api_server_and_stops_cleanly_on_sigterm() {
     let cluster = LocalCluster::start().await.expect("a local control plane");
+    cluster
+        .install_fledge_crds()
+        .await
+        .expect("Fledge's CRDs install");
     let kubeconfig = cluster.kubeconfig_path().to_owned();
     let running = Lines::spawn(
         operator()
@@ -170,6 +174,7 @@ async fn the_operator_connects_to_a_real_api_server_and_stops_cleanly_on_sigterm
         &mut seen,
     );
     running.until("Watching namespace test", &mut seen);
+    running.until("Watch caches synced", &mut seen);
 
     let pid = running.child.id().to_string();
     let signalled = Command::new("kill")

@@ -1,0 +1,181 @@
+//! Watch caches of what canaries depend on, and which canaries a change concerns.
+//!
+//! One reflector per kind feeds both a [`Store`] (reads during a tick never GET) and the
+//! controller's triggers (a change to a target is seen within a watch event's latency).
+
+use std::sync::Arc;
+
+use fledge_api::Canary;
+use futures::{Stream, StreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+
+use crate::workload::config_tracking::{
+    ConfigKind, ConfigReference, ConfigSources, referenced_configs,
+};
+use crate::workload::labels::PRIMARY_SUFFIX;
+use crate::workload::{TargetKind, Workload};
+
+/// The caches a tick reads.
+#[derive(Clone)]
+pub struct Caches {
+    /// Deployments (targets and primaries).
+    pub deployments: Store<Deployment>,
+    /// DaemonSets (targets and primaries).
+    pub daemon_sets: Store<DaemonSet>,
+    /// ConfigMaps (tracked configs and their copies).
+    pub config_maps: Store<ConfigMap>,
+    /// Secrets (tracked configs and their copies).
+    pub secrets: Store<Secret>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("deployments", &self.deployments.state().len())
+            .field("daemon_sets", &self.daemon_sets.state().len())
+            .field("config_maps", &self.config_maps.state().len())
+            .field("secrets", &self.secrets.state().len())
+            .finish()
+    }
+}
+
+/// A reflector's store and the stream of its changes (which must be polled to fill the store).
+pub type Reflected<K> = (
+    Store<K>,
+    std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>,
+);
+
+/// A reflector over `K` in `namespace` (all namespaces when `None`).
+pub fn reflect<K>(client: &kube::Client, namespace: Option<&str>) -> Reflected<K>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .applied_objects()
+    .boxed();
+    (reader, stream)
+}
+
+impl Caches {
+    /// The Deployment or DaemonSet `namespace/name`, when cached.
+    pub fn workload(&self, kind: TargetKind, namespace: &str, name: &str) -> Option<Workload> {
+        match kind {
+            TargetKind::Deployment => self
+                .deployments
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(|d| Workload::Deployment(Arc::unwrap_or_clone(d))),
+            TargetKind::DaemonSet => self
+                .daemon_sets
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(|d| Workload::DaemonSet(Arc::unwrap_or_clone(d))),
+        }
+    }
+
+    /// The referenced configs and their `-primary` copies, as far as cached.
+    pub fn config_sources(&self, namespace: &str, references: &[ConfigReference]) -> ConfigSources {
+        let mut sources = ConfigSources::default();
+        for reference in references {
+            for name in [
+                reference.name.clone(),
+                format!("{}{PRIMARY_SUFFIX}", reference.name),
+            ] {
+                match reference.kind {
+                    ConfigKind::ConfigMap => {
+                        if let Some(found) = self
+                            .config_maps
+                            .get(&ObjectRef::new(&name).within(namespace))
+                        {
+                            sources
+                                .config_maps
+                                .insert(name, Arc::unwrap_or_clone(found));
+                        }
+                    }
+                    ConfigKind::Secret => {
+                        if let Some(found) =
+                            self.secrets.get(&ObjectRef::new(&name).within(namespace))
+                        {
+                            sources.secrets.insert(name, Arc::unwrap_or_clone(found));
+                        }
+                    }
+                }
+            }
+        }
+        sources
+    }
+
+    /// The canaries whose target (or primary) is the workload `namespace/name`.
+    pub fn canaries_of_workload(
+        canaries: &Store<Canary>,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Vec<ObjectRef<Canary>> {
+        let (Some(namespace), Some(name)) = (namespace, name) else {
+            return Vec::new();
+        };
+        let target = name.strip_suffix(PRIMARY_SUFFIX).unwrap_or(name);
+        canaries
+            .state()
+            .iter()
+            .filter(|c| {
+                c.metadata.namespace.as_deref() == Some(namespace)
+                    && c.spec.target_ref.name == target
+            })
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect()
+    }
+
+    /// The canaries whose target uses the config `kind` `namespace/name`.
+    pub fn canaries_of_config(
+        &self,
+        canaries: &Store<Canary>,
+        kind: ConfigKind,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Vec<ObjectRef<Canary>> {
+        let (Some(namespace), Some(name)) = (namespace, name) else {
+            return Vec::new();
+        };
+        canaries
+            .state()
+            .iter()
+            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|c| {
+                let Ok(target_kind) = TargetKind::of(c) else {
+                    return false;
+                };
+                let Some(target) = self.workload(target_kind, namespace, &c.spec.target_ref.name)
+                else {
+                    return false;
+                };
+                let spec = target
+                    .template()
+                    .and_then(|t| t.spec.clone())
+                    .unwrap_or_default();
+                referenced_configs(&spec)
+                    .iter()
+                    .any(|r| r.kind == kind && r.name == name)
+            })
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect()
+    }
+}

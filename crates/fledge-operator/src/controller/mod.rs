@@ -1,0 +1,177 @@
+//! The kube-runtime Controller over Canaries: it watches Canaries and what they depend on
+//! (Deployments, DaemonSets, ConfigMaps, Secrets), keeps those in watch caches, and ticks
+//! each canary ([`tick::reconcile`]) when something it depends on changes and at its
+//! analysis interval.
+
+mod actions;
+pub mod caches;
+pub mod tick;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fledge_api::Canary;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+
+use crate::config::OperatorConfig;
+use crate::error::{Error, Result};
+use crate::workload::apply::WorkloadApplier;
+use crate::workload::autoscaler::AutoscalingVersion;
+use crate::workload::config_tracking::ConfigKind;
+use caches::{Caches, reflect};
+use tick::Pacing;
+
+/// How long after a failed tick the canary is tried again.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
+
+/// What every tick shares.
+pub struct Context {
+    /// The API client.
+    pub client: kube::Client,
+    /// Writes workloads.
+    pub applier: WorkloadApplier,
+    /// Watch caches of what canaries depend on.
+    pub caches: Caches,
+    /// `-mesh-provider`: the provider of canaries that name none.
+    pub default_provider: String,
+    /// The served `autoscaling` version.
+    pub autoscaling: AutoscalingVersion,
+    /// Records Kubernetes Events.
+    pub recorder: Recorder,
+    /// When each canary ticks next.
+    pub pacing: Pacing,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("caches", &self.caches)
+            .field("default_provider", &self.default_provider)
+            .field("autoscaling", &self.autoscaling)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+///
+/// # Errors
+/// [`Error::Kube`] / [`Error::AutoscalingNotServed`] when API discovery fails at start.
+pub async fn run(
+    config: &OperatorConfig,
+    client: kube::Client,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let namespace = config.watched_namespace();
+    let canaries: Api<Canary> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let (deployments, deployment_events) = reflect::<Deployment>(&client, namespace);
+    let (daemon_sets, daemon_set_events) = reflect::<DaemonSet>(&client, namespace);
+    let (config_maps, config_map_events) = reflect::<ConfigMap>(&client, namespace);
+    let (secrets, secret_events) = reflect::<Secret>(&client, namespace);
+    let caches = Caches {
+        deployments,
+        daemon_sets,
+        config_maps,
+        secrets,
+    };
+    let reporter = Reporter {
+        controller: "fledge-operator".to_owned(),
+        instance: std::env::var("HOSTNAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        applier: WorkloadApplier::new(client.clone(), config.workload_settings()),
+        caches: caches.clone(),
+        default_provider: config.mesh_provider.clone(),
+        autoscaling: AutoscalingVersion::detect(&client).await?,
+        recorder: Recorder::new(client, reporter),
+        pacing: Pacing::default(),
+    });
+
+    let controller = Controller::new(canaries, watcher::Config::default());
+    let store = controller.store();
+    tokio::spawn(announce_synced(caches.clone()));
+    let (for_deployments, for_daemon_sets) = (store.clone(), store.clone());
+    let (for_config_maps, for_secrets) = ((store.clone(), caches.clone()), (store, caches));
+    controller
+        .watches_stream(deployment_events, move |d: Deployment| {
+            Caches::canaries_of_workload(
+                &for_deployments,
+                d.metadata.namespace.as_deref(),
+                d.metadata.name.as_deref(),
+            )
+        })
+        .watches_stream(daemon_set_events, move |d: DaemonSet| {
+            Caches::canaries_of_workload(
+                &for_daemon_sets,
+                d.metadata.namespace.as_deref(),
+                d.metadata.name.as_deref(),
+            )
+        })
+        .watches_stream(config_map_events, move |c: ConfigMap| {
+            let (store, caches) = &for_config_maps;
+            caches.canaries_of_config(
+                store,
+                ConfigKind::ConfigMap,
+                c.metadata.namespace.as_deref(),
+                c.metadata.name.as_deref(),
+            )
+        })
+        .watches_stream(secret_events, move |s: Secret| {
+            let (store, caches) = &for_secrets;
+            caches.canaries_of_config(
+                store,
+                ConfigKind::Secret,
+                s.metadata.namespace.as_deref(),
+                s.metadata.name.as_deref(),
+            )
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(tick::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile failed");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// Logs `Watch caches synced` once every cache of dependencies holds its initial list.
+async fn announce_synced(caches: Caches) {
+    let synced = futures::future::join4(
+        caches.deployments.wait_until_ready(),
+        caches.daemon_sets.wait_until_ready(),
+        caches.config_maps.wait_until_ready(),
+        caches.secrets.wait_until_ready(),
+    )
+    .await;
+    if matches!(synced, (Ok(()), Ok(()), Ok(()), Ok(()))) {
+        tracing::info!("Watch caches synced");
+    }
+}
+
+/// A failed tick is logged with the canary's name and retried shortly.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the signature kube-runtime's Controller::run calls"
+)]
+fn error_policy(canary: Arc<Canary>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let namespace = canary.metadata.namespace.clone().unwrap_or_default();
+    tracing::error!(%name, %namespace, error = %error, "{name}.{namespace} tick failed: {error}");
+    if canary.metadata.deletion_timestamp.is_some() {
+        ctx.pacing.forget(&ObjectRef::from_obj(canary.as_ref()));
+    }
+    Requeue::requeue(RETRY_AFTER_ERROR)
+}

@@ -1,0 +1,349 @@
+//! One tick of one canary: observe from the caches, ask the engine, carry out its plan,
+//! write the status, record the events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fledge_api::{Canary, CanaryPhase, CanaryStatus};
+use fledge_engine::{
+    MetricResult, Observation, ObservationRequest, Plan, Revision, Rollout, Routes, Timestamp,
+    WebhookOutcome, World,
+};
+use fledge_router::Router;
+use kube::Resource;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::reflector::ObjectRef;
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::controller::Context;
+use crate::controller::actions::Execution;
+use crate::error::{Error, Result};
+use crate::workload::apply::FIELD_MANAGER;
+use crate::workload::autoscaler::min_replicas;
+use crate::workload::checksum::json_hash;
+use crate::workload::config_tracking::{ConfigSources, TrackedConfigs, referenced_configs};
+use crate::workload::revision::revision;
+use crate::workload::state::workload_state;
+use crate::workload::{TargetKind, canary_namespace, primary_name};
+
+/// How long to wait before looking again for a target that does not exist (yet).
+const MISSING_TARGET_RETRY: Duration = Duration::from_secs(10);
+
+/// The reconcile function of the controller: one tick of `canary`.
+pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Requeue> {
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let namespace = canary.metadata.namespace.clone().unwrap_or_default();
+    let span = tracing::info_span!("canary", name = %name, namespace = %namespace);
+    tick(&canary, &ctx).instrument(span).await
+}
+
+async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
+    let namespace = canary_namespace(canary)?;
+    let rollout = Rollout::new(canary, Some(&ctx.default_provider)).map_err(Error::Engine)?;
+    let kind = TargetKind::of(canary)?;
+    let target_name = &canary.spec.target_ref.name;
+    let Some(target) = ctx.caches.workload(kind, namespace, target_name) else {
+        tracing::warn!("{} {target_name}.{namespace} not found", kind.as_str());
+        return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
+    };
+    let (configs, sources) = tracked_configs(ctx, namespace, &target)?;
+    let revision = revision(&target, &configs)?;
+    let status = canary.status.clone().unwrap_or_default();
+    let key = ObjectRef::from_obj(canary);
+    if let Some(wait) = ctx.pacing.wait(&key, &status, &revision) {
+        return Ok(Requeue::requeue(wait));
+    }
+    let primary = ctx
+        .caches
+        .workload(kind, namespace, &primary_name(target_name));
+    let provider = canary.spec.effective_provider(Some(&ctx.default_provider));
+    let router = fledge_router::router_for(provider, ctx.client.clone()).map_err(Error::Router)?;
+    let world = World {
+        primary: primary.as_ref().map(workload_state),
+        canary: workload_state(&target),
+        revision,
+        routes: current_routes(router.as_ref(), canary, &status).await?,
+        autoscaler_min_replicas: autoscaler_min_replicas(ctx, canary, namespace).await?,
+        deleting: false,
+    };
+    let now = Timestamp::now();
+    let needs = rollout.needs(&status, &world, now);
+    let observation = unverified(Observation::of(world), &needs);
+    let plan = rollout
+        .plan(&status, &observation, now)
+        .map_err(Error::Engine)?;
+    let execution = Execution {
+        ctx,
+        canary,
+        target: &target,
+        configs: &configs,
+        sources: &sources,
+        primary: primary.as_ref(),
+        router: router.as_ref(),
+    };
+    for action in &plan.actions {
+        tracing::debug!(?action, "carrying out");
+        execution.carry_out(action).await?;
+    }
+    write_status(ctx, canary, &status, &plan.status).await?;
+    record_events(ctx, canary, &plan).await;
+    ctx.pacing.ticked(key, plan.requeue_after);
+    Ok(Requeue::requeue(plan.requeue_after))
+}
+
+fn tracked_configs(
+    ctx: &Context,
+    namespace: &str,
+    target: &crate::workload::Workload,
+) -> Result<(TrackedConfigs, ConfigSources)> {
+    if !ctx.applier.settings().config_tracking {
+        return Ok((TrackedConfigs::default(), ConfigSources::default()));
+    }
+    let spec = target
+        .template()
+        .and_then(|t| t.spec.clone())
+        .unwrap_or_default();
+    let references = referenced_configs(&spec);
+    let sources = ctx.caches.config_sources(namespace, &references);
+    let configs = TrackedConfigs::resolve(namespace, &references, &sources)?;
+    Ok((configs, sources))
+}
+
+/// The routes as the router reads them; before initialization there are none to read.
+async fn current_routes(
+    router: &dyn Router,
+    canary: &Canary,
+    status: &CanaryStatus,
+) -> Result<Routes> {
+    match router.get_routes(canary).await {
+        Ok(read) => Ok(Routes {
+            primary: read.primary,
+            canary: read.canary,
+            mirrored: read.mirrored,
+        }),
+        Err(error) if status.phase == CanaryPhase::Initializing => {
+            tracing::debug!(%error, "no routes yet");
+            Ok(Routes::ALL_TO_PRIMARY)
+        }
+        Err(error) => Err(Error::Router(error)),
+    }
+}
+
+async fn autoscaler_min_replicas(
+    ctx: &Context,
+    canary: &Canary,
+    namespace: &str,
+) -> Result<Option<u32>> {
+    let Some(reference) = canary.spec.autoscaler_ref.as_ref().filter(|r| {
+        r.kind
+            .as_deref()
+            .is_none_or(|k| k == "HorizontalPodAutoscaler")
+    }) else {
+        return Ok(None);
+    };
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &ctx.autoscaling.resource());
+    let hpa = api.get_opt(&reference.name).await.map_err(|e| {
+        Error::kube(
+            "get",
+            "HorizontalPodAutoscaler",
+            namespace,
+            &reference.name,
+            e,
+        )
+    })?;
+    hpa.as_ref().map(min_replicas).transpose()
+}
+
+/// Checks the operator cannot run yet count as failed, never as passed: an unverified
+/// canary is held or rolled back, never promoted.
+fn unverified(mut observation: Observation, needs: &ObservationRequest) -> Observation {
+    for metric in &needs.metrics {
+        observation.metrics.insert(
+            metric.clone(),
+            MetricResult::Error("metric queries are not wired into the operator yet".to_owned()),
+        );
+    }
+    for webhook in &needs.webhooks {
+        observation.webhooks.insert(
+            webhook.name.clone(),
+            WebhookOutcome::Failed("webhook calls are not wired into the operator yet".to_owned()),
+        );
+    }
+    observation
+}
+
+/// Writes `status` through the status subresource (server-side apply, so fields the engine
+/// cleared are removed) when it changed.
+async fn write_status(
+    ctx: &Context,
+    canary: &Canary,
+    before: &CanaryStatus,
+    status: &CanaryStatus,
+) -> Result<()> {
+    if status == before {
+        return Ok(());
+    }
+    let namespace = canary_namespace(canary)?;
+    let name = canary.metadata.name.clone().unwrap_or_default();
+    let api: Api<Canary> = Api::namespaced(ctx.client.clone(), namespace);
+    let body = json!({
+        "apiVersion": format!("{}/{}", fledge_api::GROUP, fledge_api::VERSION),
+        "kind": "Canary",
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| Error::kube("apply status of", "Canary", namespace, &name, e))?;
+    Ok(())
+}
+
+/// Logs each event (its message is the line's `msg`) and records it as a Kubernetes Event
+/// with reason `Synced`. A failed Event write is logged, not fatal: the tick's work is done.
+async fn record_events(ctx: &Context, canary: &Canary, plan: &Plan) {
+    let reference = canary.object_ref(&());
+    for event in &plan.events {
+        match event.level {
+            fledge_engine::EventLevel::Info => tracing::info!("{}", event.message),
+            fledge_engine::EventLevel::Warning => tracing::warn!("{}", event.message),
+            fledge_engine::EventLevel::Error => tracing::error!("{}", event.message),
+        }
+        // The recorder folds events with the same type, reason and action into one series;
+        // an action per message keeps each distinct message an Event of its own, as Flagger's
+        // are, while repeats of one message still fold.
+        let action = json_hash(&event.message, "event message").unwrap_or_default();
+        let kube_event = KubeEvent {
+            type_: if event.level.event_type() == "Normal" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: "Synced".to_owned(),
+            note: Some(event.message.clone()),
+            action: format!("Synced-{action}"),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&kube_event, &reference).await {
+            tracing::warn!(%error, "cannot record the event");
+        }
+    }
+}
+
+/// When each canary may tick next. The engine advances one step per tick, so ticks follow
+/// `analysis.interval`; a watch event in between only ticks at once when the target has a
+/// new revision (so `kubectl set image` is seen within a second) or the canary is still
+/// initializing. A few bytes per canary.
+#[derive(Debug, Default)]
+pub struct Pacing {
+    due: std::sync::Mutex<std::collections::HashMap<ObjectRef<Canary>, Instant>>,
+}
+
+impl Pacing {
+    /// How long `canary` must still wait; `None` when it may tick now.
+    pub fn wait(
+        &self,
+        canary: &ObjectRef<Canary>,
+        status: &CanaryStatus,
+        revision: &Revision,
+    ) -> Option<Duration> {
+        let urgent = status.phase == CanaryPhase::Initializing
+            || status.last_applied_spec.as_deref() != Some(revision.spec_hash.as_str())
+                && status.last_promoted_spec.as_deref() != Some(revision.spec_hash.as_str())
+            || status.tracked_configs.clone().unwrap_or_default() != revision.configs;
+        if urgent {
+            return None;
+        }
+        let due = *self.due.lock().ok()?.get(canary)?;
+        due.checked_duration_since(Instant::now())
+            .filter(|wait| !wait.is_zero())
+    }
+
+    /// Records that `canary` ticked and is next due after `interval`.
+    pub fn ticked(&self, canary: ObjectRef<Canary>, interval: Duration) {
+        if let Ok(mut due) = self.due.lock() {
+            due.insert(canary, Instant::now() + interval);
+        }
+    }
+
+    /// Forgets a canary that no longer exists.
+    pub fn forget(&self, canary: &ObjectRef<Canary>) {
+        if let Ok(mut due) = self.due.lock() {
+            due.remove(canary);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ObjectRef<Canary> {
+        ObjectRef::new("podinfo").within("test")
+    }
+
+    fn steady(hash: &str) -> CanaryStatus {
+        CanaryStatus {
+            phase: CanaryPhase::Progressing,
+            last_applied_spec: Some(hash.to_owned()),
+            last_promoted_spec: Some("older".to_owned()),
+            ..CanaryStatus::default()
+        }
+    }
+
+    #[test]
+    fn ticks_follow_the_interval_once_a_canary_ticked() {
+        let pacing = Pacing::default();
+        let revision = Revision::new("v2");
+        assert_eq!(
+            pacing.wait(&key(), &steady("v2"), &revision),
+            None,
+            "never ticked: tick now"
+        );
+        pacing.ticked(key(), Duration::from_secs(60));
+        let wait = pacing.wait(&key(), &steady("v2"), &revision);
+        assert!(
+            wait.is_some_and(|w| w > Duration::from_secs(59)),
+            "{wait:?}"
+        );
+        pacing.forget(&key());
+        assert_eq!(pacing.wait(&key(), &steady("v2"), &revision), None);
+    }
+
+    #[test]
+    fn a_new_revision_or_config_and_initialization_tick_at_once() {
+        let pacing = Pacing::default();
+        pacing.ticked(key(), Duration::from_secs(60));
+        assert_eq!(
+            pacing.wait(&key(), &steady("v2"), &Revision::new("v3")),
+            None,
+            "kubectl set image"
+        );
+        let mut reconfigured = Revision::new("v2");
+        reconfigured
+            .configs
+            .insert("configmap/podinfo".into(), "abc".into());
+        assert_eq!(
+            pacing.wait(&key(), &steady("v2"), &reconfigured),
+            None,
+            "a ConfigMap changed"
+        );
+        let initializing = CanaryStatus::default();
+        assert_eq!(
+            pacing.wait(&key(), &initializing, &Revision::new("v2")),
+            None
+        );
+        // A manual rollback to the promoted revision is not new.
+        assert!(
+            pacing
+                .wait(&key(), &steady("v2"), &Revision::new("older"))
+                .is_some()
+        );
+    }
+}
