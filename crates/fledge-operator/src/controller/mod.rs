@@ -5,6 +5,7 @@
 
 mod actions;
 pub mod caches;
+mod metric_checks;
 pub mod tick;
 
 use std::future::Future;
@@ -42,6 +43,8 @@ pub struct Context {
     pub caches: Caches,
     /// `-mesh-provider`: the provider of canaries that name none.
     pub default_provider: String,
+    /// `-metrics-server`: the metrics server of canaries that name none.
+    pub metrics_server: String,
     /// The served `autoscaling` version.
     pub autoscaling: AutoscalingVersion,
     /// Records Kubernetes Events.
@@ -93,6 +96,7 @@ pub async fn run(
         applier: WorkloadApplier::new(client.clone(), config.workload_settings()),
         caches: caches.clone(),
         default_provider: config.mesh_provider.clone(),
+        metrics_server: config.metrics_server.clone(),
         autoscaling: AutoscalingVersion::detect(&client).await?,
         recorder: Recorder::new(client, reporter),
         pacing: Pacing::default(),

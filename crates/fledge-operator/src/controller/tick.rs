@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use fledge_api::{Canary, CanaryPhase, CanaryStatus};
 use fledge_engine::{
-    MetricResult, Observation, ObservationRequest, Plan, Revision, Rollout, Routes, Timestamp,
-    WebhookOutcome, World,
+    Observation, ObservationRequest, Plan, Revision, Rollout, Routes, Timestamp, WebhookOutcome,
+    World,
 };
 use fledge_router::Router;
 use kube::Resource;
@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::controller::Context;
 use crate::controller::actions::Execution;
+use crate::controller::metric_checks::run_metric_checks;
 use crate::error::{Error, Result};
 use crate::workload::apply::FIELD_MANAGER;
 use crate::workload::autoscaler::min_replicas;
@@ -71,7 +72,8 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
     };
     let now = Timestamp::now();
     let needs = rollout.needs(&status, &world, now);
-    let observation = unverified(Observation::of(world), &needs);
+    let mut observation = unverified(Observation::of(world), &needs);
+    observation.metrics = run_metric_checks(ctx, canary, &needs.metrics).await;
     let plan = rollout
         .plan(&status, &observation, now)
         .map_err(Error::Engine)?;
@@ -158,15 +160,9 @@ async fn autoscaler_min_replicas(
     hpa.as_ref().map(min_replicas).transpose()
 }
 
-/// Checks the operator cannot run yet count as failed, never as passed: an unverified
+/// Webhook calls are not wired yet: they count as failed, never as passed, so an unverified
 /// canary is held or rolled back, never promoted.
 fn unverified(mut observation: Observation, needs: &ObservationRequest) -> Observation {
-    for metric in &needs.metrics {
-        observation.metrics.insert(
-            metric.clone(),
-            MetricResult::Error("metric queries are not wired into the operator yet".to_owned()),
-        );
-    }
     for webhook in &needs.webhooks {
         observation.webhooks.insert(
             webhook.name.clone(),

@@ -1,0 +1,125 @@
+//! Running the metric checks a tick needs: builtin queries of the canary's provider,
+//! MetricTemplates (with their `secretRef` read from the template's namespace) and inline
+//! queries, each answering a value, *no data* or an error, kept apart for the judges.
+
+use std::collections::BTreeMap;
+
+use fledge_api::canary::CanaryMetric;
+use fledge_api::{Canary, MetricTemplate};
+use fledge_engine::MetricResult;
+use fledge_metrics::{
+    BuiltinMetric, MetricProvider, MetricTemplateModel, PrometheusProvider, ProviderSettings,
+    QueryOutcome, RoutingProvider, provider_for, render_query,
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+
+use crate::controller::Context;
+
+/// The results of the metrics named in `names` (`spec.analysis.metrics[].name`).
+pub(crate) async fn run_metric_checks(
+    ctx: &Context,
+    canary: &Canary,
+    names: &[String],
+) -> BTreeMap<String, MetricResult> {
+    let mut results = BTreeMap::new();
+    for name in names {
+        let metric = canary
+            .analysis()
+            .and_then(|analysis| analysis.metrics.iter().find(|metric| &metric.name == name));
+        let result = match metric {
+            Some(metric) => match query(ctx, canary, metric).await {
+                Ok(QueryOutcome::Value(value)) => MetricResult::Value(value),
+                Ok(QueryOutcome::NoValues) => MetricResult::NoData,
+                Err(reason) => MetricResult::Error(reason),
+            },
+            None => MetricResult::Error(format!(
+                "spec.analysis.metrics has no metric named {name:?}"
+            )),
+        };
+        tracing::debug!(metric = %name, ?result, "metric checked");
+        results.insert(name.clone(), result);
+    }
+    results
+}
+
+/// The metrics server of builtin and inline queries: the canary's, else `-metrics-server`.
+fn metrics_server<'a>(ctx: &'a Context, canary: &'a Canary) -> &'a str {
+    canary
+        .spec
+        .metrics_server
+        .as_deref()
+        .filter(|server| !server.is_empty())
+        .unwrap_or(&ctx.metrics_server)
+}
+
+async fn query(
+    ctx: &Context,
+    canary: &Canary,
+    metric: &CanaryMetric,
+) -> Result<QueryOutcome, String> {
+    let model = MetricTemplateModel::for_canary(canary, metric);
+    if let Some(reference) = &metric.template_ref {
+        let namespace = reference
+            .namespace
+            .as_deref()
+            .or(canary.metadata.namespace.as_deref())
+            .unwrap_or_default();
+        let template = Api::<MetricTemplate>::namespaced(ctx.client.clone(), namespace)
+            .get(&reference.name)
+            .await
+            .map_err(|e| format!("MetricTemplate {}.{namespace}: {e}", reference.name))?;
+        let secret = match &template.spec.provider.secret_ref {
+            Some(secret_ref) => {
+                let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+                    .get(&secret_ref.name)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "Secret {}.{namespace} of MetricTemplate {}: {e}",
+                            secret_ref.name, reference.name
+                        )
+                    })?;
+                Some(
+                    secret
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect::<BTreeMap<_, _>>(),
+                )
+            }
+            None => None,
+        };
+        let settings = ProviderSettings::from_template_provider(
+            &template.spec.provider,
+            secret.as_ref(),
+            Some(metrics_server(ctx, canary)),
+        )
+        .map_err(|e| e.to_string())?;
+        let provider =
+            provider_for(template.spec.provider.type_, settings).map_err(|e| e.to_string())?;
+        let query = render_query(&template.spec.query, &model).map_err(|e| e.to_string())?;
+        return provider.query(&query).await.map_err(|e| e.to_string());
+    }
+    let prometheus = PrometheusProvider::new(ProviderSettings::new(metrics_server(ctx, canary)))
+        .map_err(|e| e.to_string())?;
+    if let Some(builtin) = BuiltinMetric::from_name(&metric.name) {
+        let routing = RoutingProvider::for_canary(&ctx.default_provider, canary);
+        return routing
+            .builtin(builtin)
+            .run(&prometheus, &model)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    match &metric.query {
+        Some(inline) => {
+            let query = render_query(inline, &model).map_err(|e| e.to_string())?;
+            prometheus.query(&query).await.map_err(|e| e.to_string())
+        }
+        None => Err(format!(
+            "metric {:?} is neither builtin nor has a templateRef or query",
+            metric.name
+        )),
+    }
+}

@@ -1,0 +1,183 @@
+//! A stage for controller stories: a control plane, the cluster simulator, the podinfo
+//! Deployment and its Canary, and the operator's controller running in the test.
+
+use std::time::{Duration, Instant};
+
+use fledge_api::{Canary, CanaryPhase};
+use fledge_operator::config::OperatorConfig;
+use fledge_operator::controller;
+use fledge_testkit::{ClusterSim, ClusterSimConfig, LocalCluster, TempNamespace};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub fn podinfo(image: &str, replicas: Option<i32>) -> Value {
+    let mut manifest = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": "podinfo", "labels": { "app": "podinfo" } },
+        "spec": {
+            "selector": { "matchLabels": { "app": "podinfo" } },
+            "template": {
+                "metadata": { "labels": { "app": "podinfo" } },
+                "spec": { "containers": [{ "name": "podinfod", "image": image, "ports": [{ "containerPort": 9898 }] }] },
+            },
+        },
+    });
+    if let Some(replicas) = replicas {
+        manifest["spec"]["replicas"] = json!(replicas);
+    }
+    manifest
+}
+
+/// Waits until the Canary reaches `phase`, failing with its last status after `limit`.
+/// (Analysis intervals are at least 10 s, as in Flagger: a whole rollout takes about a minute.)
+pub async fn wait_for_phase(canaries: &Api<Canary>, phase: CanaryPhase, limit: Duration) -> Canary {
+    let started = Instant::now();
+    loop {
+        let canary = canaries.get("podinfo").await.expect("the Canary is read");
+        if canary.status.as_ref().is_some_and(|s| s.phase == phase) {
+            return canary;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the canary did not reach {phase}: {:#?}",
+            canary.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn messages(events: &Api<Event>) -> Vec<String> {
+    let list = events
+        .list(&ListParams::default())
+        .await
+        .expect("events are listed");
+    let mut items = list.items;
+    items.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Synced"))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+pub fn image(deployment: &Deployment) -> Option<String> {
+    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+        .image
+        .clone()
+}
+
+/// A control plane with the simulator, the podinfo Deployment and its Canary.
+pub struct Stage {
+    pub cluster: LocalCluster,
+    pub namespace: TempNamespace,
+    _sim: ClusterSim,
+    pub deployments: Api<Deployment>,
+    pub canaries: Api<Canary>,
+    pub events: Api<Event>,
+}
+
+impl Stage {
+    /// Sets up with the Canary's spec lines after `targetRef` (`analysis`, `provider` ...).
+    pub async fn set_up(spec: &str) -> Self {
+        let cluster = LocalCluster::start().await.expect("a local control plane");
+        cluster
+            .install_fledge_crds()
+            .await
+            .expect("Fledge's CRDs install");
+        let namespace = cluster
+            .temp_namespace("controller")
+            .await
+            .expect("a namespace");
+        let ns = namespace.name().to_owned();
+        let client = cluster.client();
+        let sim_config = ClusterSimConfig {
+            ready_delay: Duration::from_millis(200),
+            namespace: Some(ns.clone()),
+        };
+        let stage = Self {
+            _sim: ClusterSim::start(client.clone(), sim_config),
+            deployments: Api::namespaced(client.clone(), &ns),
+            canaries: Api::namespaced(client.clone(), &ns),
+            events: Api::namespaced(client, &ns),
+            cluster,
+            namespace,
+        };
+        stage.kubectl_apply(podinfo("podinfo:6.0.0", Some(2))).await;
+        let canary: Canary = fledge_api::yaml::from_str(&format!(
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{ name: podinfo, namespace: {ns} }}\nspec:\n  \
+             targetRef: {{ apiVersion: apps/v1, kind: Deployment, name: podinfo }}\n  \
+             progressDeadlineSeconds: 60\n  service: {{ port: 9898 }}\n{spec}"
+        ))
+        .expect("a valid Canary");
+        let created = stage.canaries.create(&PostParams::default(), &canary).await;
+        created.expect("the Canary is created");
+        stage
+    }
+
+    pub fn ns(&self) -> &str {
+        self.namespace.name()
+    }
+
+    pub async fn kubectl_apply(&self, manifest: Value) {
+        let params = PatchParams::apply("kubectl").force();
+        let applied = self
+            .deployments
+            .patch("podinfo", &params, &Patch::Apply(manifest))
+            .await;
+        applied.expect("the target is applied");
+    }
+
+    /// Runs the operator's controller with `flags` (as the binary does) until the sender is used.
+    pub fn run_operator(
+        &self,
+        flags: &[&str],
+    ) -> (oneshot::Sender<()>, JoinHandle<fledge_operator::Result<()>>) {
+        let namespace = format!("-namespace={}", self.ns());
+        let mut command_line = vec!["fledge-operator", namespace.as_str()];
+        command_line.extend_from_slice(flags);
+        let config = OperatorConfig::try_parse_args(command_line);
+        let config = config.expect("valid flags");
+        let client = self.cluster.client();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let operator = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            controller::run(&config, client, shutdown).await
+        });
+        (stop, operator)
+    }
+
+    pub async fn replicas(&self, name: &str) -> Option<i32> {
+        let deployment = self
+            .deployments
+            .get(name)
+            .await
+            .expect("the Deployment exists");
+        deployment.spec.and_then(|s| s.replicas)
+    }
+
+    pub async fn primary_image(&self) -> Option<String> {
+        image(
+            &self
+                .deployments
+                .get("podinfo-primary")
+                .await
+                .expect("the primary exists"),
+        )
+    }
+}
+
+/// Shows the operator's log lines in the test's output (printed when it fails).
+pub fn capture_logs() -> tracing::subscriber::DefaultGuard {
+    let logs = fledge_operator::logging::subscriber(
+        fledge_operator::config::LogLevel::Info,
+        tracing_subscriber::fmt::TestWriter::new(),
+    );
+    tracing::subscriber::set_default(logs)
+}
