@@ -16,6 +16,7 @@ use crate::workload::{Workload, canary_namespace};
 /// Everything a tick observed that actions act on.
 pub(crate) struct Execution<'a> {
     pub ctx: &'a Context,
+    pub rollout: &'a fledge_engine::Rollout,
     pub canary: &'a Canary,
     pub target: &'a Workload,
     pub configs: &'a TrackedConfigs,
@@ -25,8 +26,8 @@ pub(crate) struct Execution<'a> {
 }
 
 impl Execution<'_> {
-    /// Carries out one action.
-    pub async fn carry_out(&self, action: &Action) -> Result<()> {
+    /// Carries out one action; a post-rollout hook's outcome comes back as the event to record.
+    pub async fn carry_out(&self, action: &Action) -> Result<Option<fledge_engine::Event>> {
         let applier = &self.ctx.applier;
         match action {
             Action::InitializePrimary => {
@@ -79,8 +80,20 @@ impl Execution<'_> {
             // Like Flagger's HPA reconciler: the target's autoscaler cannot scale a target
             // below its own minimum, and scaling to zero goes through spec.replicas.
             Action::PauseCanaryAutoscaler | Action::ResumeCanaryAutoscaler => {}
-            Action::CallWebhook { name, .. } => {
-                tracing::warn!(webhook = %name, "webhook calls are not wired into the operator yet; not called");
+            Action::CallWebhook { name, phase, .. } => {
+                let hook = self
+                    .canary
+                    .analysis()
+                    .and_then(|a| a.webhooks.iter().find(|h| &h.name == name));
+                let outcome = match hook {
+                    Some(hook) => self.ctx.webhooks.call(self.canary, hook, *phase).await,
+                    None => {
+                        fledge_engine::WebhookOutcome::Failed(format!("no webhook named {name:?}"))
+                    }
+                };
+                return Ok(Some(
+                    self.rollout.post_rollout_event(name, *phase, &outcome),
+                ));
             }
             Action::RevertTarget => {
                 let replicas = self.primary.map_or(1, |primary| {
@@ -103,7 +116,7 @@ impl Execution<'_> {
                     .map_err(Error::Router)?;
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn reconcile_primary_autoscaler(&self) -> Result<()> {

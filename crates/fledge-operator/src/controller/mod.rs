@@ -7,6 +7,7 @@ mod actions;
 pub mod caches;
 mod metric_checks;
 pub mod tick;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -51,6 +52,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// When each canary ticks next.
     pub pacing: Pacing,
+    /// Calls webhooks.
+    pub webhooks: webhooks::WebhookCaller,
+    /// `-event-webhook`: receives every event.
+    pub event_webhook: Option<fledge_api::canary::CanaryWebhook>,
 }
 
 impl std::fmt::Debug for Context {
@@ -100,6 +105,22 @@ pub async fn run(
         autoscaling: AutoscalingVersion::detect(&client).await?,
         recorder: Recorder::new(client, reporter),
         pacing: Pacing::default(),
+        webhooks: webhooks::WebhookCaller::new()
+            .map_err(|reason| Error::ClientConfig { reason })?,
+        event_webhook: config
+            .event_webhook
+            .clone()
+            .filter(|url| !url.is_empty())
+            .map(|url| fledge_api::canary::CanaryWebhook {
+                type_: Some(fledge_api::canary::HookType::Event),
+                name: "event-webhook".to_owned(),
+                url,
+                mute_alert: false,
+                timeout: None,
+                metadata: std::collections::BTreeMap::new(),
+                retries: None,
+                disable_tls: false,
+            }),
     });
 
     let controller = Controller::new(canaries, watcher::Config::default());

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use fledge_api::{Canary, CanaryPhase, CanaryStatus};
 use fledge_engine::{
-    Observation, ObservationRequest, Plan, Revision, Rollout, Routes, Timestamp, WebhookOutcome,
-    World,
+    Observation, ObservationRequest, Revision, Rollout, Routes, Timestamp, WebhookOutcome, World,
 };
 use fledge_router::Router;
 use kube::Resource;
@@ -72,13 +71,15 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
     };
     let now = Timestamp::now();
     let needs = rollout.needs(&status, &world, now);
-    let mut observation = unverified(Observation::of(world), &needs);
+    let mut observation = Observation::of(world);
     observation.metrics = run_metric_checks(ctx, canary, &needs.metrics).await;
+    observation.webhooks = run_webhook_checks(ctx, canary, &needs).await;
     let plan = rollout
         .plan(&status, &observation, now)
         .map_err(Error::Engine)?;
     let execution = Execution {
         ctx,
+        rollout: &rollout,
         canary,
         target: &target,
         configs: &configs,
@@ -86,12 +87,13 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
         primary: primary.as_ref(),
         router: router.as_ref(),
     };
+    let mut events = plan.events.clone();
     for action in &plan.actions {
         tracing::debug!(?action, "carrying out");
-        execution.carry_out(action).await?;
+        events.extend(execution.carry_out(action).await?);
     }
     write_status(ctx, canary, &status, &plan.status).await?;
-    record_events(ctx, canary, &plan).await;
+    record_events(ctx, canary, &rollout, &events).await;
     ctx.pacing.ticked(key, plan.requeue_after);
     Ok(Requeue::requeue(plan.requeue_after))
 }
@@ -160,16 +162,25 @@ async fn autoscaler_min_replicas(
     hpa.as_ref().map(min_replicas).transpose()
 }
 
-/// Webhook calls are not wired yet: they count as failed, never as passed, so an unverified
-/// canary is held or rolled back, never promoted.
-fn unverified(mut observation: Observation, needs: &ObservationRequest) -> Observation {
-    for webhook in &needs.webhooks {
-        observation.webhooks.insert(
-            webhook.name.clone(),
-            WebhookOutcome::Failed("webhook calls are not wired into the operator yet".to_owned()),
-        );
+/// Calls the hooks a tick needs (gates, pre-rollout, rollout, rollback checks).
+async fn run_webhook_checks(
+    ctx: &Context,
+    canary: &Canary,
+    needs: &ObservationRequest,
+) -> std::collections::BTreeMap<String, WebhookOutcome> {
+    let mut outcomes = std::collections::BTreeMap::new();
+    for request in &needs.webhooks {
+        let hook = canary
+            .analysis()
+            .and_then(|a| a.webhooks.iter().find(|h| h.name == request.name));
+        let outcome = match hook {
+            Some(hook) => ctx.webhooks.call(canary, hook, request.phase).await,
+            None => WebhookOutcome::Failed(format!("no webhook named {:?}", request.name)),
+        };
+        tracing::debug!(webhook = %request.name, ?outcome, "webhook called");
+        outcomes.insert(request.name.clone(), outcome);
     }
-    observation
+    outcomes
 }
 
 /// Writes `status` through the status subresource (server-side apply, so fields the engine
@@ -201,11 +212,26 @@ async fn write_status(
     Ok(())
 }
 
-/// Logs each event (its message is the line's `msg`) and records it as a Kubernetes Event
-/// with reason `Synced`. A failed Event write is logged, not fatal: the tick's work is done.
-async fn record_events(ctx: &Context, canary: &Canary, plan: &Plan) {
+/// Logs each event (its message is the line's `msg`), records it as a Kubernetes Event with
+/// reason `Synced` and sends it to `-event-webhook` and the canary's `type: event` hooks. A
+/// failed Event write or event hook is logged, not fatal: the tick's work is done.
+async fn record_events(
+    ctx: &Context,
+    canary: &Canary,
+    rollout: &Rollout,
+    events: &[fledge_engine::Event],
+) {
     let reference = canary.object_ref(&());
-    for event in &plan.events {
+    let event_hooks: Vec<&fledge_api::canary::CanaryWebhook> = ctx
+        .event_webhook
+        .iter()
+        .chain(canary.analysis().into_iter().flat_map(|a| {
+            a.webhooks
+                .iter()
+                .filter(|h| rollout.event_webhooks().any(|name| name == h.name))
+        }))
+        .collect();
+    for event in events {
         match event.level {
             fledge_engine::EventLevel::Info => tracing::info!("{}", event.message),
             fledge_engine::EventLevel::Warning => tracing::warn!("{}", event.message),
@@ -228,6 +254,15 @@ async fn record_events(ctx: &Context, canary: &Canary, plan: &Plan) {
         };
         if let Err(error) = ctx.recorder.publish(&kube_event, &reference).await {
             tracing::warn!(%error, "cannot record the event");
+        }
+        for hook in &event_hooks {
+            let sent = ctx
+                .webhooks
+                .send_event(canary, hook, &event.message, event.level.event_type())
+                .await;
+            if let WebhookOutcome::Failed(error) = sent {
+                tracing::warn!(webhook = %hook.name, %error, "event webhook failed");
+            }
         }
     }
 }
