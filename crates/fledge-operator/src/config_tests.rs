@@ -153,3 +153,16 @@ fn the_log_level_accepts_zaps_spellings() {
     assert_eq!(parse(&["-log-level=warn"]).log_level, LogLevel::Warning);
     assert_eq!(parse(&["-log-level=ERROR"]).log_level, LogLevel::Error);
 }
+
+#[test]
+fn flags_not_acted_on_yet_are_named() {
+    assert!(parse(&[]).not_yet_effective().is_empty());
+    let config = parse(&[
+        "-slack-url=https://hooks.slack.com/x",
+        "-enable-leader-election",
+    ]);
+    assert_eq!(
+        config.not_yet_effective(),
+        ["-slack-url", "-enable-leader-election"]
+    );
+}

@@ -64,6 +64,9 @@ async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
     for flag in config.ignored.set() {
         tracing::warn!(%flag, "Flagger flag accepted but without effect in Fledge");
     }
+    for flag in config.not_yet_effective() {
+        tracing::warn!(%flag, "Flag not acted on by this build of fledge-operator yet");
+    }
     let client = cluster::connect(config).await?;
     let server =
         client
