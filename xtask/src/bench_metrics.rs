@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use fledge_metrics::testing::{LocalPrometheus, Series, SeriesExporter, wait_for_value};
-use fledge_metrics::{BuiltinMetric, MetricTemplateModel, PrometheusProvider, ProviderSettings, QueryOutcome, RoutingProvider};
+use fledge_metrics::{
+    BuiltinMetric, MetricTemplateModel, PrometheusProvider, ProviderSettings, QueryOutcome,
+    RoutingProvider,
+};
 
 const CANARY_COUNTS: [usize; 4] = [1, 10, 50, 100];
 const MAX_CANARIES: usize = 100;
@@ -18,10 +21,14 @@ const MAX_CANARIES: usize = 100;
 pub fn run(args: &[String]) -> Result<()> {
     let seconds = match args {
         [] => 5,
-        [flag, value] if flag == "--seconds" => value.parse().context("--seconds takes a whole number")?,
+        [flag, value] if flag == "--seconds" => {
+            value.parse().context("--seconds takes a whole number")?
+        }
         _ => bail!("usage: cargo xtask bench metrics [--seconds N]"),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(bench(Duration::from_secs(seconds)))
 }
 
@@ -29,20 +36,35 @@ async fn bench(window: Duration) -> Result<()> {
     let exporter = SeriesExporter::start(canary_series(MAX_CANARIES))?;
     let prometheus = LocalPrometheus::scraping(exporter.address())?;
     let provider = PrometheusProvider::new(ProviderSettings::new(prometheus.address()))?;
-    let warm = RoutingProvider::Istio.builtin(BuiltinMetric::RequestSuccessRate).render(&model(MAX_CANARIES - 1))?;
+    let warm = RoutingProvider::Istio
+        .builtin(BuiltinMetric::RequestSuccessRate)
+        .render(&model(MAX_CANARIES - 1))?;
     match wait_for_value(&provider, &warm, Duration::from_secs(30)).await? {
         QueryOutcome::Value(_) => {}
         QueryOutcome::NoValues => bail!("no data after 30s; prometheus log:\n{}", prometheus.log()),
     }
 
-    println!("Prometheus at {}, {}s per row, {} cores", prometheus.address(), window.as_secs(), cores());
+    println!(
+        "Prometheus at {}, {}s per row, {} cores",
+        prometheus.address(),
+        window.as_secs(),
+        cores()
+    );
     println!();
     println!("| canaries | connections | queries/s | p50 ms | p99 ms | errors |");
     println!("|---:|---|---:|---:|---:|---:|");
     for canaries in CANARY_COUNTS {
-        print_row(canaries, "pooled", &run_row(&provider, canaries, window, Reuse::Pooled).await);
+        print_row(
+            canaries,
+            "pooled",
+            &run_row(&provider, canaries, window, Reuse::Pooled).await,
+        );
     }
-    print_row(10, "new per query", &run_row(&provider, 10, window, Reuse::NewClientPerQuery).await);
+    print_row(
+        10,
+        "new per query",
+        &run_row(&provider, 10, window, Reuse::NewClientPerQuery).await,
+    );
     drop(prometheus);
     drop(exporter);
     Ok(())
@@ -60,13 +82,22 @@ struct Row {
     elapsed: Duration,
 }
 
-async fn run_row(provider: &PrometheusProvider, canaries: usize, window: Duration, reuse: Reuse) -> Row {
+async fn run_row(
+    provider: &PrometheusProvider,
+    canaries: usize,
+    window: Duration,
+    reuse: Reuse,
+) -> Row {
     let started = Instant::now();
     let deadline = started + window;
     let tasks: Vec<_> = (0..canaries)
         .map(|canary| {
             let shared = provider.clone();
-            let address = provider.query_url().as_str().trim_end_matches("/api/v1/query").to_owned();
+            let address = provider
+                .query_url()
+                .as_str()
+                .trim_end_matches("/api/v1/query")
+                .to_owned();
             tokio::spawn(async move {
                 let model = model(canary);
                 let (mut latencies, mut errors) = (Vec::new(), 0);
@@ -76,10 +107,12 @@ async fn run_row(provider: &PrometheusProvider, canaries: usize, window: Duratio
                         let begun = Instant::now();
                         let outcome = match reuse {
                             Reuse::Pooled => query.run(&shared, &model).await,
-                            Reuse::NewClientPerQuery => match PrometheusProvider::new(ProviderSettings::new(&address)) {
-                                Ok(fresh) => query.run(&fresh, &model).await,
-                                Err(err) => Err(err),
-                            },
+                            Reuse::NewClientPerQuery => {
+                                match PrometheusProvider::new(ProviderSettings::new(&address)) {
+                                    Ok(fresh) => query.run(&fresh, &model).await,
+                                    Err(err) => Err(err),
+                                }
+                            }
                         };
                         latencies.push(begun.elapsed());
                         if !matches!(outcome, Ok(QueryOutcome::Value(_))) {
@@ -91,7 +124,11 @@ async fn run_row(provider: &PrometheusProvider, canaries: usize, window: Duratio
             })
         })
         .collect();
-    let mut row = Row { latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO };
+    let mut row = Row {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
     for task in tasks {
         if let Ok((latencies, errors)) = task.await {
             row.latencies.extend(latencies);
@@ -105,7 +142,11 @@ async fn run_row(provider: &PrometheusProvider, canaries: usize, window: Duratio
 fn print_row(canaries: usize, connections: &str, row: &Row) {
     let mut sorted = row.latencies.clone();
     sorted.sort();
-    let at = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let at = |q: f64| {
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
     let rate = sorted.len() as f64 / row.elapsed.as_secs_f64();
     println!(
         "| {canaries} | {connections} | {rate:.0} | {:.2} | {:.2} | {} |",
@@ -145,7 +186,12 @@ fn canary_series(canaries: usize) -> Vec<Series> {
             series.push(Series::counter("istio_requests_total", &labels, count));
         }
         let buckets = [("25", 900.0), ("100", 80.0), ("500", 15.0), ("1000", 5.0)];
-        series.extend(Series::histogram("istio_request_duration_milliseconds", &base, &buckets, 0.0));
+        series.extend(Series::histogram(
+            "istio_request_duration_milliseconds",
+            &base,
+            &buckets,
+            0.0,
+        ));
     }
     series
 }

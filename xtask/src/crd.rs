@@ -23,7 +23,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         if check {
             drifted.push(path.display().to_string());
         } else {
-            std::fs::write(&path, generated).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, generated)
+                .with_context(|| format!("writing {}", path.display()))?;
             println!("wrote {}", path.display());
         }
     }

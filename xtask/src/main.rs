@@ -31,8 +31,12 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "crd" => crd::run(rest),
-        "bench" if rest.first().is_some_and(|what| what == "engine") => bench_engine::run(&rest[1..]),
-        "bench" if rest.first().is_some_and(|what| what == "metrics") => bench_metrics::run(&rest[1..]),
+        "bench" if rest.first().is_some_and(|what| what == "engine") => {
+            bench_engine::run(&rest[1..])
+        }
+        "bench" if rest.first().is_some_and(|what| what == "metrics") => {
+            bench_metrics::run(&rest[1..])
+        }
         "control-plane" => control_plane::run(rest),
         "cluster" => cluster::run(rest),
         "test" => test::run(rest),
@@ -53,5 +57,8 @@ fn main() -> ExitCode {
 /// The workspace root (the parent of `xtask/`).
 pub fn workspace_root() -> std::path::PathBuf {
     let manifest_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().map(std::path::Path::to_path_buf).unwrap_or(manifest_dir)
+    manifest_dir
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or(manifest_dir)
 }
