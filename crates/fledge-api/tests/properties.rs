@@ -303,6 +303,8 @@ proptest! {
         for problem in &report.problems {
             prop_assert!(!problem.path.is_empty() && !problem.message.is_empty());
         }
+        let distinct: std::collections::BTreeSet<String> = report.problems.iter().map(ToString::to_string).collect();
+        prop_assert_eq!(distinct.len(), report.problems.len(), "a problem was reported twice: {:?}", report.problems);
     }
 
     #[test]

@@ -336,24 +336,6 @@ fn check_routing_features(
             );
         }
     }
-    check_metrics(&analysis.metrics, &path.field("metrics"), rules);
-    check_webhooks(&analysis.webhooks, &path.field("webhooks"), rules);
-    let mut alert_names = BTreeSet::new();
-    for (index, alert) in analysis.alerts.iter().enumerate() {
-        let alert_path = path.field("alerts").index(index);
-        if alert.provider_ref.name.is_empty() {
-            rules.problem(
-                &alert_path.field("providerRef").field("name"),
-                "must name an AlertProvider",
-            );
-        }
-        if !alert_names.insert(alert.name.as_str()) {
-            rules.problem(
-                &alert_path.field("name"),
-                format!("`{}` is used twice; alert names must be unique", alert.name),
-            );
-        }
-    }
 }
 
 fn check_weights(

@@ -202,3 +202,17 @@ fn a_legacy_canary_is_read_with_a_note() {
         report.notes
     );
 }
+
+#[test]
+fn each_problem_is_reported_once() {
+    let report = check(&canary(
+        "{stepWeight: 10, metrics: [{name: error-rate, templateRef: {name: t}}], webhooks: [{name: a, url: 'ftp://x'}]}",
+    ));
+    assert_eq!(
+        messages(&report),
+        [
+            "spec.analysis.metrics[0]: has nothing to judge against; add thresholdRange (min and/or max)",
+            "spec.analysis.webhooks[0].url: `ftp://x` is not an http(s) URL; write it like http://flagger-loadtester.test/",
+        ]
+    );
+}
