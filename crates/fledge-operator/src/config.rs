@@ -249,17 +249,11 @@ impl OperatorConfig {
         Ok(())
     }
 
-    /// Flags that are set but not acted on by this build yet (alerts, leader election, the
-    /// metrics port, client-side rate limits), so that start-up can say so instead of
+    /// Flags that are set but not acted on by this build yet (leader election, client-side
+    /// rate limits), so that start-up can say so instead of
     /// silently ignoring them.
     pub fn not_yet_effective(&self) -> Vec<&'static str> {
         let mut flags = Vec::new();
-        if self.slack_url.is_some() {
-            flags.push("-slack-url");
-        }
-        if self.msteams_url.is_some() {
-            flags.push("-msteams-url");
-        }
         if self.enable_leader_election {
             flags.push("-enable-leader-election");
         }

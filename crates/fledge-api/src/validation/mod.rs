@@ -210,6 +210,13 @@ pub fn validate_document(index: usize, document: &Value) -> DocumentReport {
     report
 }
 
+/// Checks the rules of a Canary that is already typed — one read from the API server, whose
+/// schema the server enforced — without the schema pass: the operator calls this on every
+/// spec change and reports the problems on the Canary instead of acting on it.
+pub fn check_canary(canary: &Canary) -> Vec<Problem> {
+    canary_rules::check(canary, false).0
+}
+
 /// What a rule check found: problems that invalidate, notes that do not.
 pub(crate) type Findings = (Vec<Problem>, Vec<String>);
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use fledge_api::Canary;
+use fledge_api::{AlertProvider, Canary, MetricTemplate};
 use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -30,8 +30,14 @@ pub struct Caches {
     pub daemon_sets: Store<DaemonSet>,
     /// ConfigMaps (tracked configs and their copies).
     pub config_maps: Store<ConfigMap>,
-    /// Secrets (tracked configs and their copies).
+    /// Secrets (tracked configs and their copies, credentials of templates and providers).
     pub secrets: Store<Secret>,
+    /// MetricTemplates.
+    pub metric_templates: Store<MetricTemplate>,
+    /// AlertProviders.
+    pub alert_providers: Store<AlertProvider>,
+    /// The namespace the caches hold (`None`: all). Objects elsewhere are read from the API.
+    pub namespace: Option<String>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -41,7 +47,9 @@ impl std::fmt::Debug for Caches {
             .field("daemon_sets", &self.daemon_sets.state().len())
             .field("config_maps", &self.config_maps.state().len())
             .field("secrets", &self.secrets.state().len())
-            .finish()
+            .field("metric_templates", &self.metric_templates.state().len())
+            .field("alert_providers", &self.alert_providers.state().len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,6 +85,40 @@ where
 }
 
 impl Caches {
+    /// Whether `namespace` is cached, so that a miss means the object does not exist.
+    pub fn holds(&self, namespace: &str) -> bool {
+        self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+    }
+
+    /// The object `namespace/name` from `store` when the caches hold `namespace`, else read
+    /// from the API server (a template or provider in another namespace than the one
+    /// watched). `what` names the kind in errors.
+    ///
+    /// # Errors
+    /// The API server's answer when the object is read and the read fails.
+    pub async fn get_or_read<K>(
+        &self,
+        store: &Store<K>,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<K>, kube::Error>
+    where
+        K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned,
+    {
+        if self.holds(namespace) {
+            return Ok(store
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(Arc::unwrap_or_clone));
+        }
+        Api::<K>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+    }
+
     /// The Deployment or DaemonSet `namespace/name`, when cached.
     pub fn workload(&self, kind: TargetKind, namespace: &str, name: &str) -> Option<Workload> {
         match kind {

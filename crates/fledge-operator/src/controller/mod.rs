@@ -4,8 +4,10 @@
 //! analysis interval.
 
 mod actions;
+pub mod alerts;
 pub mod caches;
-mod metric_checks;
+pub mod finalizer;
+pub mod metric_checks;
 pub mod tick;
 pub mod webhooks;
 
@@ -13,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fledge_api::Canary;
+use fledge_api::{AlertProvider, Canary, MetricTemplate};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -56,6 +58,10 @@ pub struct Context {
     pub webhooks: webhooks::WebhookCaller,
     /// `-event-webhook`: receives every event.
     pub event_webhook: Option<fledge_api::canary::CanaryWebhook>,
+    /// Prometheus clients by metrics server.
+    pub prometheus: metric_checks::PrometheusPool,
+    /// Sends the engine's alerts to the canary's AlertProviders or the global notifier.
+    pub alerter: fledge_notify::Alerter,
 }
 
 impl std::fmt::Debug for Context {
@@ -86,45 +92,25 @@ pub async fn run(
     let (daemon_sets, daemon_set_events) = reflect::<DaemonSet>(&client, namespace);
     let (config_maps, config_map_events) = reflect::<ConfigMap>(&client, namespace);
     let (secrets, secret_events) = reflect::<Secret>(&client, namespace);
+    let (metric_templates, template_events) = reflect::<MetricTemplate>(&client, namespace);
+    let (alert_providers, provider_events) = reflect::<AlertProvider>(&client, namespace);
     let caches = Caches {
         deployments,
         daemon_sets,
         config_maps,
         secrets,
+        metric_templates,
+        alert_providers,
+        namespace: namespace.map(str::to_owned),
     };
-    let reporter = Reporter {
-        controller: "fledge-operator".to_owned(),
-        instance: std::env::var("HOSTNAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        applier: WorkloadApplier::new(client.clone(), config.workload_settings()),
-        caches: caches.clone(),
-        default_provider: config.mesh_provider.clone(),
-        metrics_server: config.metrics_server.clone(),
-        autoscaling: AutoscalingVersion::detect(&client).await?,
-        recorder: Recorder::new(client, reporter),
-        pacing: Pacing::default(),
-        webhooks: webhooks::WebhookCaller::new()
-            .map_err(|reason| Error::ClientConfig { reason })?,
-        event_webhook: config
-            .event_webhook
-            .clone()
-            .filter(|url| !url.is_empty())
-            .map(|url| fledge_api::canary::CanaryWebhook {
-                type_: Some(fledge_api::canary::HookType::Event),
-                name: "event-webhook".to_owned(),
-                url,
-                mute_alert: false,
-                timeout: None,
-                metadata: std::collections::BTreeMap::new(),
-                retries: None,
-                disable_tls: false,
-            }),
-    });
+    let ctx = Arc::new(context(config, &client, caches.clone()).await?);
 
     let controller = Controller::new(canaries, watcher::Config::default());
     let store = controller.store();
+    // Templates and providers are read when a check or an alert needs them; a change to one
+    // does not tick a canary, so their streams only fill the caches.
+    tokio::spawn(template_events.for_each(|_| std::future::ready(())));
+    tokio::spawn(provider_events.for_each(|_| std::future::ready(())));
     tokio::spawn(announce_synced(caches.clone()));
     let (for_deployments, for_daemon_sets) = (store.clone(), store.clone());
     let (for_config_maps, for_secrets) = ((store.clone(), caches.clone()), (store, caches));
@@ -172,16 +158,61 @@ pub async fn run(
     Ok(())
 }
 
+/// What every tick shares, for an operator configured by `config`.
+async fn context(
+    config: &OperatorConfig,
+    client: &kube::Client,
+    caches: Caches,
+) -> Result<Context> {
+    let reporter = Reporter {
+        controller: "fledge-operator".to_owned(),
+        instance: std::env::var("HOSTNAME").ok(),
+    };
+    let alerter = alerts::alerter(config, &caches, client)?;
+    Ok(Context {
+        client: client.clone(),
+        applier: WorkloadApplier::new(client.clone(), config.workload_settings()),
+        caches,
+        default_provider: config.mesh_provider.clone(),
+        metrics_server: config.metrics_server.clone(),
+        autoscaling: AutoscalingVersion::detect(client).await?,
+        recorder: Recorder::new(client.clone(), reporter),
+        pacing: Pacing::default(),
+        webhooks: webhooks::WebhookCaller::new()
+            .map_err(|reason| Error::ClientConfig { reason })?,
+        event_webhook: config
+            .event_webhook
+            .clone()
+            .filter(|url| !url.is_empty())
+            .map(|url| fledge_api::canary::CanaryWebhook {
+                type_: Some(fledge_api::canary::HookType::Event),
+                name: "event-webhook".to_owned(),
+                url,
+                mute_alert: false,
+                timeout: None,
+                metadata: std::collections::BTreeMap::new(),
+                retries: None,
+                disable_tls: false,
+            }),
+        alerter,
+        prometheus: metric_checks::PrometheusPool::default(),
+    })
+}
+
 /// Logs `Watch caches synced` once every cache of dependencies holds its initial list.
 async fn announce_synced(caches: Caches) {
-    let synced = futures::future::join4(
-        caches.deployments.wait_until_ready(),
-        caches.daemon_sets.wait_until_ready(),
-        caches.config_maps.wait_until_ready(),
-        caches.secrets.wait_until_ready(),
+    let synced = futures::future::join3(
+        futures::future::join4(
+            caches.deployments.wait_until_ready(),
+            caches.daemon_sets.wait_until_ready(),
+            caches.config_maps.wait_until_ready(),
+            caches.secrets.wait_until_ready(),
+        ),
+        caches.metric_templates.wait_until_ready(),
+        caches.alert_providers.wait_until_ready(),
     )
     .await;
-    if matches!(synced, (Ok(()), Ok(()), Ok(()), Ok(()))) {
+    if matches!(synced, ((Ok(()), Ok(()), Ok(()), Ok(())), Ok(()), Ok(()))) {
         tracing::info!("Watch caches synced");
     }
 }

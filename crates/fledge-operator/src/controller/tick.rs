@@ -19,6 +19,8 @@ use tracing::Instrument;
 
 use crate::controller::Context;
 use crate::controller::actions::Execution;
+use crate::controller::alerts;
+use crate::controller::finalizer::{self, Deletion, FINALIZER};
 use crate::controller::metric_checks::run_metric_checks;
 use crate::error::{Error, Result};
 use crate::workload::apply::FIELD_MANAGER;
@@ -32,6 +34,14 @@ use crate::workload::{TargetKind, canary_namespace, primary_name};
 /// How long to wait before looking again for a target that does not exist (yet).
 const MISSING_TARGET_RETRY: Duration = Duration::from_secs(10);
 
+/// How often a Canary being deleted looks again at its restored target (Flagger backs off
+/// from 3 s).
+const TERMINATION_RETRY: Duration = Duration::from_secs(3);
+
+/// The condition Fledge sets (to `False`, reason `InvalidSpec`) on a Canary whose spec it
+/// refuses; it is removed once the spec is fixed.
+pub const VALID_CONDITION: &str = "Valid";
+
 /// The reconcile function of the controller: one tick of `canary`.
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Requeue> {
     let name = canary.metadata.name.clone().unwrap_or_default();
@@ -41,19 +51,84 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Requeue
 }
 
 async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
+    let key = ObjectRef::from_obj(canary);
+    let deletion = finalizer::deletion(canary);
+    if let Some(requeue) = settle_finalizer_and_validity(canary, ctx, deletion, &key).await? {
+        return Ok(requeue);
+    }
+    run_engine(canary, ctx, deletion == Deletion::Revert, key).await
+}
+
+/// Before the engine: a Canary being deleted without anything to revert is let go, an
+/// invalid one is reported and left alone, and the finalizer is made to follow
+/// `revertOnDeletion`. `Some` when the tick ends here.
+async fn settle_finalizer_and_validity(
+    canary: &Canary,
+    ctx: &Context,
+    deletion: Deletion,
+    key: &ObjectRef<Canary>,
+) -> Result<Option<Requeue>> {
+    if let Deletion::Release { has_finalizer } = deletion {
+        if has_finalizer {
+            finalizer::set_finalizer(&ctx.client, canary, false).await?;
+        }
+        ctx.pacing.forget(key);
+        return Ok(Some(Requeue::await_change()));
+    }
+    let problems = fledge_api::validation::check_canary(canary);
+    if !problems.is_empty() {
+        if deletion == Deletion::Revert {
+            tracing::error!(
+                "Canary {} is invalid and cannot be reverted; removing {FINALIZER}",
+                subject(canary)
+            );
+            finalizer::set_finalizer(&ctx.client, canary, false).await?;
+            ctx.pacing.forget(key);
+        } else {
+            report_invalid(ctx, canary, &problems).await?;
+        }
+        // Nothing is touched until the Canary is fixed; the fix is a watch event.
+        return Ok(Some(Requeue::await_change()));
+    }
+    if let Deletion::SetFinalizer(present) = deletion {
+        finalizer::set_finalizer(&ctx.client, canary, present).await?;
+    }
+    Ok(None)
+}
+
+/// Observes, plans with the engine and carries out the plan.
+async fn run_engine(
+    canary: &Canary,
+    ctx: &Context,
+    deleting: bool,
+    key: ObjectRef<Canary>,
+) -> Result<Requeue> {
     let namespace = canary_namespace(canary)?;
     let rollout = Rollout::new(canary, Some(&ctx.default_provider)).map_err(Error::Engine)?;
     let kind = TargetKind::of(canary)?;
     let target_name = &canary.spec.target_ref.name;
     let Some(target) = ctx.caches.workload(kind, namespace, target_name) else {
+        if deleting {
+            tracing::warn!(
+                "{} {target_name}.{namespace} not found, nothing to revert",
+                kind.as_str()
+            );
+            finalizer::set_finalizer(&ctx.client, canary, false).await?;
+            ctx.pacing.forget(&key);
+            return Ok(Requeue::await_change());
+        }
         tracing::warn!("{} {target_name}.{namespace} not found", kind.as_str());
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
     let (configs, sources) = tracked_configs(ctx, namespace, &target)?;
     let revision = revision(&target, &configs)?;
-    let status = canary.status.clone().unwrap_or_default();
-    let key = ObjectRef::from_obj(canary);
-    if let Some(wait) = ctx.pacing.wait(&key, &status, &revision) {
+    let written = canary.status.clone().unwrap_or_default();
+    let status = without_invalid_condition(&written);
+    if let Some(wait) = ctx
+        .pacing
+        .wait(&key, &status, &revision)
+        .filter(|_| !deleting)
+    {
         return Ok(Requeue::requeue(wait));
     }
     let primary = ctx
@@ -67,7 +142,7 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
         revision,
         routes: current_routes(router.as_ref(), canary, &status).await?,
         autoscaler_min_replicas: autoscaler_min_replicas(ctx, canary, namespace).await?,
-        deleting: false,
+        deleting,
     };
     let now = Timestamp::now();
     let needs = rollout.needs(&status, &world, now);
@@ -92,10 +167,99 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
         tracing::debug!(?action, "carrying out");
         events.extend(execution.carry_out(action).await?);
     }
-    write_status(ctx, canary, &status, &plan.status).await?;
+    write_status(ctx, canary, &written, &plan.status).await?;
     record_events(ctx, canary, &rollout, &events).await;
+    alerts::send(&ctx.alerter, canary, &ctx.default_provider, &plan.alerts).await;
+    after_plan(canary, ctx, deleting, key, &plan).await
+}
+
+/// Ends a tick: a terminated Canary loses its finalizer; the next tick is paced.
+async fn after_plan(
+    canary: &Canary,
+    ctx: &Context,
+    deleting: bool,
+    key: ObjectRef<Canary>,
+    plan: &fledge_engine::Plan,
+) -> Result<Requeue> {
+    if deleting {
+        if plan.status.phase == CanaryPhase::Terminated {
+            finalizer::set_finalizer(&ctx.client, canary, false).await?;
+            tracing::info!(
+                "Canary {} has been successfully processed and marked for deletion",
+                subject(canary)
+            );
+            ctx.pacing.forget(&key);
+            return Ok(Requeue::await_change());
+        }
+        // Waiting for the restored target: look again soon (its readiness is a watch event too).
+        return Ok(Requeue::requeue(TERMINATION_RETRY.min(plan.requeue_after)));
+    }
     ctx.pacing.ticked(key, plan.requeue_after);
     Ok(Requeue::requeue(plan.requeue_after))
+}
+
+/// `name.namespace`, the way Flagger names a canary in messages.
+fn subject(canary: &Canary) -> String {
+    format!(
+        "{}.{}",
+        canary.metadata.name.as_deref().unwrap_or_default(),
+        canary.metadata.namespace.as_deref().unwrap_or_default()
+    )
+}
+
+/// The status without Fledge's `Valid` condition, which only an invalid spec sets.
+fn without_invalid_condition(status: &CanaryStatus) -> CanaryStatus {
+    let mut status = status.clone();
+    status.conditions.retain(|c| c.type_ != VALID_CONDITION);
+    status
+}
+
+/// Reports an invalid Canary once per distinct set of problems: a `Valid=False` condition
+/// (reason `InvalidSpec`) whose message lists every problem with its field, and a Warning
+/// event with the same words. Nothing else is written: no workload, Service or route.
+async fn report_invalid(
+    ctx: &Context,
+    canary: &Canary,
+    problems: &[fledge_api::validation::Problem],
+) -> Result<()> {
+    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let message = format!("Invalid canary {}: {}", subject(canary), listed.join("; "));
+    let before = canary.status.clone().unwrap_or_default();
+    let already = before
+        .conditions
+        .iter()
+        .any(|c| c.type_ == VALID_CONDITION && c.message.as_deref() == Some(message.as_str()));
+    if already {
+        return Ok(());
+    }
+    tracing::error!("{message}");
+    let mut status = without_invalid_condition(&before);
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    status.conditions.push(fledge_api::canary::CanaryCondition {
+        type_: VALID_CONDITION.to_owned(),
+        status: fledge_api::canary::ConditionStatus::False,
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(now),
+        reason: Some("InvalidSpec".to_owned()),
+        message: Some(message.clone()),
+    });
+    write_status(ctx, canary, &before, &status).await?;
+    let reference = canary.object_ref(&());
+    let event = KubeEvent {
+        type_: EventType::Warning,
+        reason: "Synced".to_owned(),
+        note: Some(message.clone()),
+        action: format!(
+            "Synced-{}",
+            json_hash(&message, "event message").unwrap_or_default()
+        ),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+        tracing::warn!(%error, "cannot record the event");
+    }
+    Ok(())
 }
 
 fn tracked_configs(
