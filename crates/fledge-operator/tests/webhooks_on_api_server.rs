@@ -3,98 +3,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::receiver::Receiver;
 use common::{Stage, capture_logs, messages, podinfo, wait_for_phase};
 use fledge_api::CanaryPhase;
-use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// A webhook receiver: answers every POST with the current status and keeps the bodies.
-#[derive(Clone)]
-struct Receiver {
-    status: Arc<AtomicU16>,
-    bodies: Arc<Mutex<Vec<(String, Value)>>>,
-    url: String,
-}
-
-impl Receiver {
-    async fn start(status: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-        let url = format!("http://{}", listener.local_addr().expect("an address"));
-        let receiver = Self {
-            status: Arc::new(AtomicU16::new(status)),
-            bodies: Arc::new(Mutex::new(Vec::new())),
-            url,
-        };
-        let serving = receiver.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let serving = serving.clone();
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buffer = [0_u8; 4096];
-                    // Read until the body announced by Content-Length is complete.
-                    loop {
-                        let Ok(read) = stream.read(&mut buffer).await else {
-                            return;
-                        };
-                        if read == 0 {
-                            return;
-                        }
-                        request.extend_from_slice(&buffer[..read]);
-                        let text = String::from_utf8_lossy(&request).to_string();
-                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                            let length = head
-                                .lines()
-                                .find_map(|l| {
-                                    l.to_ascii_lowercase()
-                                        .strip_prefix("content-length:")
-                                        .map(|v| v.trim().to_owned())
-                                })
-                                .and_then(|v| v.parse::<usize>().ok())
-                                .unwrap_or(0);
-                            if body.len() >= length {
-                                let path = head
-                                    .split_whitespace()
-                                    .nth(1)
-                                    .unwrap_or_default()
-                                    .to_owned();
-                                let json = serde_json::from_str(body).unwrap_or(Value::Null);
-                                serving
-                                    .bodies
-                                    .lock()
-                                    .expect("not poisoned")
-                                    .push((path, json));
-                                break;
-                            }
-                        }
-                    }
-                    let status = serving.status.load(Ordering::SeqCst);
-                    let answer = if status == 200 { "open" } else { "closed" };
-                    let response = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                        answer.len()
-                    );
-                    let _ = stream.write_all(response.as_bytes()).await;
-                });
-            }
-        });
-        receiver
-    }
-
-    fn bodies(&self, path: &str) -> Vec<Value> {
-        let bodies = self.bodies.lock().expect("not poisoned");
-        bodies
-            .iter()
-            .filter(|(p, _)| p == path)
-            .map(|(_, b)| b.clone())
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn a_closed_gate_holds_the_canary_until_it_opens_and_events_reach_the_event_webhook() {
@@ -136,7 +49,7 @@ async fn a_closed_gate_holds_the_canary_until_it_opens_and_events_reach_the_even
         Some("podinfo:6.0.0")
     );
 
-    receiver.status.store(200, Ordering::SeqCst);
+    receiver.set_default_status(200);
     wait_for_phase(
         &stage.canaries,
         CanaryPhase::Succeeded,

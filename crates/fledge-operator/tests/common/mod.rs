@@ -1,5 +1,14 @@
 //! A stage for controller stories: a control plane, the cluster simulator, the podinfo
-//! Deployment and its Canary, and the operator's controller running in the test.
+//! Deployment and its Canary, and the operator's controller running in the test (or its
+//! binary, see [`operator_process`]).
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses the part of the stage its stories need"
+)]
+
+pub mod operator_process;
+pub mod receiver;
 
 use std::time::{Duration, Instant};
 
@@ -130,6 +139,16 @@ impl Stage {
             .patch("podinfo", &params, &Patch::Apply(manifest))
             .await;
         applied.expect("the target is applied");
+    }
+
+    /// Starts the operator binary with `flags`, watching the stage's namespace.
+    pub fn start_operator(&self, flags: &[&str]) -> operator_process::OperatorProcess {
+        operator_process::OperatorProcess::start(
+            self.cluster.kubeconfig_path(),
+            self.ns(),
+            self.cluster.dir(),
+            flags,
+        )
     }
 
     /// Runs the operator's controller with `flags` (as the binary does) until the sender is used.
