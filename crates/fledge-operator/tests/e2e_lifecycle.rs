@@ -300,7 +300,7 @@ async fn a_config_map_change_is_analysed_and_promoted_as_a_primary_copy() {
         .and_then(|s| s.tracked_configs)
         .unwrap_or_default();
     assert!(
-        tracked.contains_key("podinfo-config"),
+        tracked.contains_key("configmap/podinfo-config"),
         "status.trackedConfigs: {tracked:?}"
     );
     assert_told(
@@ -522,7 +522,7 @@ async fn an_invalid_canary_is_reported_and_nothing_in_the_namespace_changes() {
     );
 
     // Fixed: the condition goes and the canary is initialized.
-    let fix = json!({ "spec": { "analysis": { "stepWeights": [10, 30] } } });
+    let fix = json!({ "spec": { "analysis": { "stepWeights": [10, 30], "maxWeight": null } } });
     stage
         .canaries
         .patch("podinfo", &PatchParams::default(), &Patch::Merge(fix))

@@ -31,6 +31,27 @@ pub trait Router: Send + Sync {
     /// Gives back what Fledge adopted (revertOnDeletion): objects users created keep their
     /// original spec; objects Fledge created are left to the garbage collector.
     async fn finalize(&self, canary: &Canary) -> Result<()>;
+
+    /// The resource of the object that holds the split (named like the apex Service), for
+    /// callers that keep it in a watch cache; `None` when no object holds it (the
+    /// `kubernetes` provider).
+    fn routing_resource(&self) -> Option<ApiResource> {
+        None
+    }
+
+    /// The split held by `routing`, the routing object read from a watch cache; what
+    /// [`Router::get_routes`] answers for the same object.
+    ///
+    /// # Errors
+    /// As [`Router::get_routes`]; [`Error::NotFound`] from routers without a routing object.
+    fn routes_in(&self, canary: &Canary, routing: &DynamicObject) -> Result<Routes> {
+        let _ = routing;
+        Err(Error::NotFound {
+            kind: "routing object".to_owned(),
+            namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+            name: canary.spec.service_names().apex,
+        })
+    }
 }
 
 /// The objects a mesh router renders for one canary.
@@ -170,6 +191,15 @@ impl<R: TrafficRenderer> Router for MeshRouter<R> {
         };
         self.renderer.check_ready(canary, &object)?;
         self.renderer.read_routes(canary, &object)
+    }
+
+    fn routing_resource(&self) -> Option<ApiResource> {
+        Some(self.renderer.routing_resource())
+    }
+
+    fn routes_in(&self, canary: &Canary, routing: &DynamicObject) -> Result<Routes> {
+        self.renderer.check_ready(canary, routing)?;
+        self.renderer.read_routes(canary, routing)
     }
 
     async fn finalize(&self, canary: &Canary) -> Result<()> {

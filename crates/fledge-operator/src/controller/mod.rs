@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod caches;
 pub mod finalizer;
 pub mod metric_checks;
+pub mod route_caches;
 pub mod tick;
 pub mod webhooks;
 
@@ -58,6 +59,8 @@ pub struct Context {
     pub webhooks: webhooks::WebhookCaller,
     /// `-event-webhook`: receives every event.
     pub event_webhook: Option<fledge_api::canary::CanaryWebhook>,
+    /// Watch caches of routing objects.
+    pub routes: route_caches::RouteCaches,
     /// Prometheus clients by metrics server.
     pub prometheus: metric_checks::PrometheusPool,
     /// Sends the engine's alerts to the canary's AlertProviders or the global notifier.
@@ -169,6 +172,7 @@ async fn context(
         instance: std::env::var("HOSTNAME").ok(),
     };
     let alerter = alerts::alerter(config, &caches, client)?;
+    let routes = route_caches::RouteCaches::new(client.clone(), caches.namespace.clone());
     Ok(Context {
         client: client.clone(),
         applier: WorkloadApplier::new(client.clone(), config.workload_settings()),
@@ -196,6 +200,7 @@ async fn context(
             }),
         alerter,
         prometheus: metric_checks::PrometheusPool::default(),
+        routes,
     })
 }
 

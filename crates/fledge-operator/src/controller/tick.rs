@@ -22,6 +22,7 @@ use crate::controller::actions::Execution;
 use crate::controller::alerts;
 use crate::controller::finalizer::{self, Deletion, FINALIZER};
 use crate::controller::metric_checks::run_metric_checks;
+use crate::controller::route_caches::Cached;
 use crate::error::{Error, Result};
 use crate::workload::apply::FIELD_MANAGER;
 use crate::workload::autoscaler::min_replicas;
@@ -140,7 +141,7 @@ async fn run_engine(
         primary: primary.as_ref().map(workload_state),
         canary: workload_state(&target),
         revision,
-        routes: current_routes(router.as_ref(), canary, &status).await?,
+        routes: current_routes(ctx, router.as_ref(), canary, &status).await?,
         autoscaler_min_replicas: autoscaler_min_replicas(ctx, canary, namespace).await?,
         deleting,
     };
@@ -280,13 +281,35 @@ fn tracked_configs(
     Ok((configs, sources))
 }
 
-/// The routes as the router reads them; before initialization there are none to read.
+/// The routes as the router reads them — from the routing cache when it can answer, else
+/// from the API server; before initialization there are none to read.
 async fn current_routes(
+    ctx: &Context,
     router: &dyn Router,
     canary: &Canary,
     status: &CanaryStatus,
 ) -> Result<Routes> {
-    match router.get_routes(canary).await {
+    let cached = match router.routing_resource() {
+        Some(resource) => ctx.routes.get(
+            &resource,
+            canary.metadata.namespace.as_deref().unwrap_or_default(),
+            &canary.spec.service_names().apex,
+        ),
+        None => Cached::Unknown,
+    };
+    let read = match cached {
+        Cached::Found(object) => router.routes_in(canary, &object),
+        Cached::Absent => Err(fledge_router::Error::NotFound {
+            kind: router
+                .routing_resource()
+                .map(|r| r.kind)
+                .unwrap_or_default(),
+            namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+            name: canary.spec.service_names().apex,
+        }),
+        Cached::Unknown => router.get_routes(canary).await,
+    };
+    match read {
         Ok(read) => Ok(Routes {
             primary: read.primary,
             canary: read.canary,

@@ -1,0 +1,319 @@
+//! End-to-end stories of the seeds' Istio tutorial with the operator binary: a real
+//! kube-apiserver with Istio's schemas, the cluster simulator making pods ready, the traffic
+//! simulator sending podinfo's requests the way the VirtualService in the cluster says, and a
+//! real Prometheus answering the builtin `request-success-rate` / `request-duration` queries.
+//!
+//! - initialization: primary, three Services, VirtualService 100/0, target at zero (7a);
+//! - a healthy version walks every weight step to Succeeded (7b);
+//! - a version with errors, and one too slow, are halted and rolled back to 100/0 (7c);
+//! - A/B testing: only requests with the insider header reach the canary (7d).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Stage, messages, podinfo, wait_for_phase};
+use fledge_api::CanaryPhase;
+use fledge_testkit::{LocalPrometheus, SimApp, TrafficSim, TrafficSimConfig};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::{Value, json};
+
+/// The seeds' analysis, with 10 s intervals so that a story takes about a minute.
+const ANALYSIS: &str = "  analysis:\n    interval: 10s\n    threshold: 2\n    maxWeight: 60\n    stepWeight: 20\n    metrics:\n    \
+     - name: request-success-rate\n      thresholdRange: { min: 99 }\n      interval: 1m\n    \
+     - name: request-duration\n      thresholdRange: { max: 500 }\n      interval: 30s\n";
+
+/// A stage with Istio's schemas, traffic and Prometheus, and the operator binary running.
+struct IstioStage {
+    stage: Stage,
+    sim: TrafficSim,
+    _prometheus: LocalPrometheus,
+    operator: common::operator_process::OperatorProcess,
+}
+
+impl IstioStage {
+    async fn set_up(spec: &str, app: impl FnOnce(SimApp) -> SimApp) -> Self {
+        let stage = Stage::set_up(&format!("  provider: istio\n{spec}")).await;
+        stage
+            .cluster
+            .install_mesh_crds()
+            .await
+            .expect("Istio's CRDs install");
+        let sim = TrafficSim::start(
+            stage.cluster.client(),
+            vec![app(SimApp::new(stage.ns(), "podinfo").with_rate(20.0))],
+            TrafficSimConfig::default(),
+        )
+        .await
+        .expect("the traffic simulator starts");
+        let prometheus = LocalPrometheus::start(&[sim.metrics_addr()])
+            .await
+            .expect("a local Prometheus");
+        let server = format!("-metrics-server={}", prometheus.url());
+        let operator = stage.start_operator(&["-mesh-provider=istio", &server]);
+        Self {
+            stage,
+            sim,
+            _prometheus: prometheus,
+            operator,
+        }
+    }
+
+    fn ns(&self) -> String {
+        self.stage.ns().to_owned()
+    }
+
+    /// (primary, canary) weights of the VirtualService's default route.
+    async fn weights(&self) -> (i64, i64) {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "networking.istio.io",
+            "v1beta1",
+            "VirtualService",
+        ));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.stage.cluster.client(), self.stage.ns(), &resource);
+        let vs = api.get("podinfo").await.expect("the VirtualService exists");
+        let http = vs.data["spec"]["http"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let default_route = http.last().cloned().unwrap_or(Value::Null);
+        let weight_of = |host: &str| {
+            default_route["route"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["destination"]["host"] == host)
+                .and_then(|r| r["weight"].as_i64())
+                .unwrap_or(0)
+        };
+        (weight_of("podinfo-primary"), weight_of("podinfo-canary"))
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_version_walks_every_weight_step_and_is_promoted() {
+    let istio = IstioStage::set_up(ANALYSIS, |app| app).await;
+    let (stage, ns) = (&istio.stage, istio.ns());
+
+    // 7a: initialization.
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Initialized,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        stage.primary_image().await.as_deref(),
+        Some("podinfo:6.0.0")
+    );
+    assert_eq!(
+        stage.replicas("podinfo").await,
+        Some(0),
+        "the target is scaled to zero"
+    );
+    let services: Api<Service> = Api::namespaced(stage.cluster.client(), &ns);
+    for name in ["podinfo", "podinfo-primary", "podinfo-canary"] {
+        assert!(
+            services.get_opt(name).await.expect("read").is_some(),
+            "Service {name}"
+        );
+    }
+    assert_eq!(istio.weights().await, (100, 0));
+
+    // 7b: kubectl set image → every step, then promotion.
+    stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Succeeded,
+        Duration::from_secs(150),
+    )
+    .await;
+    assert_eq!(
+        stage.primary_image().await.as_deref(),
+        Some("podinfo:6.0.1")
+    );
+    assert_eq!(stage.replicas("podinfo").await, Some(0));
+    assert_eq!(istio.weights().await, (100, 0));
+    let story = messages(&stage.events).await;
+    for expected in [
+        format!("New revision detected! Scaling up podinfo.{ns}"),
+        format!("Starting canary analysis for podinfo.{ns}"),
+        format!("Advance podinfo.{ns} canary weight 20"),
+        format!("Advance podinfo.{ns} canary weight 40"),
+        format!("Advance podinfo.{ns} canary weight 60"),
+        format!("Copying podinfo.{ns} template spec to podinfo-primary.{ns}"),
+        "Routing all traffic to primary".to_owned(),
+        format!("Promotion completed! Scaling down podinfo.{ns}"),
+    ] {
+        assert!(
+            story.contains(&expected),
+            "missing {expected:?} in {story:#?}"
+        );
+    }
+    let counts = istio
+        .sim
+        .counts(&ns, "podinfo")
+        .expect("the app is simulated");
+    assert!(counts.canary > 0, "the canary got traffic: {counts:?}");
+    assert_eq!(counts.errors, 0, "{counts:?}");
+    drop(istio.operator);
+}
+
+#[tokio::test]
+async fn a_version_with_errors_is_halted_and_rolled_back() {
+    let istio = IstioStage::set_up(ANALYSIS, |app| app).await;
+    let (stage, ns) = (&istio.stage, istio.ns());
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Initialized,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let mut bad = podinfo("podinfo:6.0.2", None);
+    bad["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{ "name": "FLEDGE_SIM_ERROR_RATE", "value": "0.3" }]);
+    stage.kubectl_apply(bad).await;
+    let failed = wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Failed,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(failed.status.map(|s| s.canary_weight), Some(0));
+    assert_eq!(
+        istio.weights().await,
+        (100, 0),
+        "all traffic back on the primary"
+    );
+    assert_eq!(
+        stage.primary_image().await.as_deref(),
+        Some("podinfo:6.0.0")
+    );
+    assert_eq!(stage.replicas("podinfo").await, Some(0));
+    let story = messages(&stage.events).await;
+    let halted = format!("Halt podinfo.{ns} advancement success rate ");
+    assert!(
+        story
+            .iter()
+            .any(|m| m.starts_with(&halted) && m.ends_with("% < 99%")),
+        "{story:#?}"
+    );
+    for expected in [
+        format!("Rolling back podinfo.{ns} failed checks threshold reached 2"),
+        format!("Canary failed! Scaling down podinfo.{ns}"),
+    ] {
+        assert!(
+            story.contains(&expected),
+            "missing {expected:?} in {story:#?}"
+        );
+    }
+    drop(istio.operator);
+}
+
+#[tokio::test]
+async fn a_version_too_slow_is_halted_and_rolled_back() {
+    let istio = IstioStage::set_up(ANALYSIS, |app| app).await;
+    let (stage, ns) = (&istio.stage, istio.ns());
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Initialized,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let mut slow = podinfo("podinfo:6.0.3", None);
+    slow["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{ "name": "FLEDGE_SIM_LATENCY_MS", "value": "900" }]);
+    stage.kubectl_apply(slow).await;
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Failed,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(istio.weights().await, (100, 0));
+    assert_eq!(
+        stage.primary_image().await.as_deref(),
+        Some("podinfo:6.0.0")
+    );
+    let story = messages(&stage.events).await;
+    let halted = format!("Halt podinfo.{ns} advancement request duration ");
+    assert!(
+        story
+            .iter()
+            .any(|m| m.starts_with(&halted) && m.ends_with(" > 500ms")),
+        "{story:#?}"
+    );
+    assert!(
+        story.contains(&format!("Canary failed! Scaling down podinfo.{ns}")),
+        "{story:#?}"
+    );
+    drop(istio.operator);
+}
+
+#[tokio::test]
+async fn ab_testing_sends_only_insiders_to_the_canary() {
+    let spec = "  analysis:\n    interval: 10s\n    threshold: 2\n    iterations: 3\n    match:\n    \
+                - headers:\n        x-canary: { exact: insider }\n    metrics:\n    \
+                - name: request-success-rate\n      thresholdRange: { min: 99 }\n      interval: 1m\n";
+    let istio = IstioStage::set_up(spec, |app| {
+        app.with_header_share(0.25, "x-canary", "insider")
+    })
+    .await;
+    let (stage, ns) = (&istio.stage, istio.ns());
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Initialized,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Progressing,
+        Duration::from_secs(60),
+    )
+    .await;
+    // During the analysis the canary's share is the insiders' share.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = istio.sim.counts(&ns, "podinfo").expect("simulated");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = istio.sim.counts(&ns, "podinfo").expect("simulated");
+    let (primary, canary) = (after.primary - before.primary, after.canary - before.canary);
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "request counts of a few seconds"
+    )]
+    let share = canary as f64 / (primary + canary).max(1) as f64;
+    assert!(
+        (0.15..=0.35).contains(&share),
+        "canary share {share:.2} ({primary}/{canary})"
+    );
+
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Succeeded,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        stage.primary_image().await.as_deref(),
+        Some("podinfo:6.0.1")
+    );
+    let story = messages(&stage.events).await;
+    for expected in [
+        format!("Advance podinfo.{ns} canary iteration 1/3"),
+        format!("Advance podinfo.{ns} canary iteration 3/3"),
+        format!("Promotion completed! Scaling down podinfo.{ns}"),
+    ] {
+        assert!(
+            story.contains(&expected),
+            "missing {expected:?} in {story:#?}"
+        );
+    }
+    drop(istio.operator);
+}
