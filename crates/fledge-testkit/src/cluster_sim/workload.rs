@@ -56,7 +56,20 @@ pub fn deployment_status(
             .max(0) as u32,
     ));
     let ready = replicas == 0 || (elapsed >= ready_delay && !never_ready(&spec.template));
-    let ready_replicas = if ready { replicas } else { 0 };
+    // A rolling update: until the new pods are ready, the old ones keep serving (as many as
+    // are still wanted) and none counts as updated.
+    let serving_before = deployment
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation.is_some())
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
+        .clamp(0, replicas);
+    let (ready_replicas, updated_replicas) = if ready {
+        (replicas, replicas)
+    } else {
+        (serving_before, 0)
+    };
     let replica_set = format!("{name}-{}", template_hash(&spec.template));
     let progressing = if ready {
         condition(
@@ -80,7 +93,7 @@ pub fn deployment_status(
             format!("ReplicaSet \"{replica_set}\" is progressing."),
         )
     };
-    let available = if ready {
+    let available = if ready || ready_replicas > 0 {
         condition(
             "Available",
             "True",
@@ -98,7 +111,7 @@ pub fn deployment_status(
     DeploymentStatus {
         observed_generation: generation,
         replicas: Some(replicas),
-        updated_replicas: Some(replicas),
+        updated_replicas: Some(updated_replicas),
         ready_replicas: Some(ready_replicas),
         available_replicas: Some(ready_replicas),
         unavailable_replicas: Some(replicas - ready_replicas),
@@ -267,7 +280,7 @@ mod tests {
                 before.updated_replicas,
                 before.available_replicas
             ),
-            (Some(3), Some(2), Some(0))
+            (Some(3), Some(0), Some(0))
         );
         assert_eq!(reason(&before, "Progressing"), "True/ReplicaSetUpdated");
         let after = deployment_status(&d, Duration::from_secs(1), Duration::from_secs(1));
