@@ -132,15 +132,18 @@ async fn new_revision_restarts_the_clock(api: &Api<Deployment>) {
     // A rolling update: the old pods keep serving while none of the new ones is ready.
     let status = d.status.clone().unwrap_or_default();
     assert_eq!(
-        (status.updated_replicas, status.available_replicas),
-        (Some(0), Some(2))
+        (
+            status.updated_replicas.unwrap_or(0),
+            status.available_replicas
+        ),
+        (0, Some(2))
     );
     wait_for(
         api,
         "podinfo",
         Duration::from_secs(10),
         "generation 2 ready",
-        |d| d.status.as_ref().and_then(|s| s.available_replicas) == Some(2),
+        |d| d.status.as_ref().and_then(|s| s.updated_replicas) == Some(2),
     )
     .await;
 }
