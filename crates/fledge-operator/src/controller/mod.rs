@@ -7,8 +7,8 @@ mod actions;
 pub mod alerts;
 pub mod caches;
 pub mod finalizer;
+pub mod lazy_caches;
 pub mod metric_checks;
-pub mod route_caches;
 pub mod tick;
 pub mod webhooks;
 
@@ -59,8 +59,8 @@ pub struct Context {
     pub webhooks: webhooks::WebhookCaller,
     /// `-event-webhook`: receives every event.
     pub event_webhook: Option<fledge_api::canary::CanaryWebhook>,
-    /// Watch caches of routing objects.
-    pub routes: route_caches::RouteCaches,
+    /// Watch caches of routing objects and autoscalers.
+    pub lazy: lazy_caches::LazyCaches,
     /// Prometheus clients by metrics server.
     pub prometheus: metric_checks::PrometheusPool,
     /// Sends the engine's alerts to the canary's AlertProviders or the global notifier.
@@ -172,7 +172,7 @@ async fn context(
         instance: std::env::var("HOSTNAME").ok(),
     };
     let alerter = alerts::alerter(config, &caches, client)?;
-    let routes = route_caches::RouteCaches::new(client.clone(), caches.namespace.clone());
+    let lazy = lazy_caches::LazyCaches::new(client.clone(), caches.namespace.clone());
     Ok(Context {
         client: client.clone(),
         applier: WorkloadApplier::new(client.clone(), config.workload_settings()),
@@ -200,7 +200,7 @@ async fn context(
             }),
         alerter,
         prometheus: metric_checks::PrometheusPool::default(),
-        routes,
+        lazy,
     })
 }
 

@@ -21,8 +21,8 @@ use crate::controller::Context;
 use crate::controller::actions::Execution;
 use crate::controller::alerts;
 use crate::controller::finalizer::{self, Deletion, FINALIZER};
+use crate::controller::lazy_caches::Cached;
 use crate::controller::metric_checks::run_metric_checks;
-use crate::controller::route_caches::Cached;
 use crate::error::{Error, Result};
 use crate::workload::apply::FIELD_MANAGER;
 use crate::workload::autoscaler::min_replicas;
@@ -290,7 +290,7 @@ async fn current_routes(
     status: &CanaryStatus,
 ) -> Result<Routes> {
     let cached = match router.routing_resource() {
-        Some(resource) => ctx.routes.get(
+        Some(resource) => ctx.lazy.get(
             &resource,
             canary.metadata.namespace.as_deref().unwrap_or_default(),
             &canary.spec.service_names().apex,
@@ -335,17 +335,24 @@ async fn autoscaler_min_replicas(
     }) else {
         return Ok(None);
     };
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), namespace, &ctx.autoscaling.resource());
-    let hpa = api.get_opt(&reference.name).await.map_err(|e| {
-        Error::kube(
-            "get",
-            "HorizontalPodAutoscaler",
-            namespace,
-            &reference.name,
-            e,
-        )
-    })?;
+    let resource = ctx.autoscaling.resource();
+    let hpa = match ctx.lazy.get(&resource, namespace, &reference.name) {
+        Cached::Found(hpa) => Some(Arc::unwrap_or_clone(hpa)),
+        Cached::Absent => None,
+        Cached::Unknown => {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+            api.get_opt(&reference.name).await.map_err(|e| {
+                Error::kube(
+                    "get",
+                    "HorizontalPodAutoscaler",
+                    namespace,
+                    &reference.name,
+                    e,
+                )
+            })?
+        }
+    };
     hpa.as_ref().map(min_replicas).transpose()
 }
 

@@ -1,7 +1,8 @@
-//! Watch caches of routing objects (VirtualServices, HTTPRoutes, TrafficSplits …), one per
-//! resource in use, started the first time a canary's router names it. A tick reads the
-//! split from here instead of GETting it; until a cache holds its first list (or when the
-//! resource is not served), the router reads from the API server as before.
+//! Watch caches of resources known only at run time — routing objects (VirtualServices,
+//! HTTPRoutes, TrafficSplits …) and HorizontalPodAutoscalers of the served version — one per
+//! resource in use, started the first time a canary needs it. A tick reads from here instead
+//! of GETting; until a cache holds its first list (or when the resource is not served), the
+//! caller reads from the API server instead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,27 +12,27 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-/// The routing caches of one operator.
-pub struct RouteCaches {
+/// The lazily started caches of one operator.
+pub struct LazyCaches {
     client: kube::Client,
     namespace: Option<String>,
     stores: Mutex<HashMap<String, Store<DynamicObject>>>,
 }
 
-impl std::fmt::Debug for RouteCaches {
+impl std::fmt::Debug for LazyCaches {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kinds: Vec<String> = self
             .stores
             .lock()
             .map(|stores| stores.keys().cloned().collect())
             .unwrap_or_default();
-        f.debug_struct("RouteCaches")
+        f.debug_struct("LazyCaches")
             .field("kinds", &kinds)
             .finish_non_exhaustive()
     }
 }
 
-/// What a routing cache knows of one object.
+/// What a lazy cache knows of one object.
 #[derive(Debug)]
 pub enum Cached {
     /// The cache holds its list and the object is in it.
@@ -42,7 +43,7 @@ pub enum Cached {
     Unknown,
 }
 
-impl RouteCaches {
+impl LazyCaches {
     /// Caches of objects in `namespace` (all namespaces when `None`), started on demand.
     pub fn new(client: kube::Client, namespace: Option<String>) -> Self {
         Self {
@@ -95,11 +96,11 @@ impl RouteCaches {
         )
         .applied_objects();
         tokio::spawn(async move {
-            tracing::debug!(%kind, "watching routing objects");
+            tracing::debug!(%kind, "watching");
             stream
                 .for_each(|event| {
                     if let Err(error) = event {
-                        tracing::debug!(%kind, %error, "routing watch");
+                        tracing::debug!(%kind, %error, "watch");
                     }
                     std::future::ready(())
                 })
