@@ -36,7 +36,10 @@ pub mod cluster;
 pub mod config;
 pub mod controller;
 mod error;
+pub mod leader;
 pub mod logging;
+pub mod rate_limit;
+pub mod telemetry;
 pub mod workload;
 
 pub use error::{Error, Result};

@@ -56,6 +56,8 @@ pub struct Context {
     pub webhooks: webhooks::WebhookCaller,
     /// `-event-webhook`: receives every event.
     pub event_webhook: Option<fledge_api::canary::CanaryWebhook>,
+    /// Flagger's metrics and the readiness of `/readyz`.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl std::fmt::Debug for Context {
@@ -68,13 +70,29 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves, with metrics of its own.
 ///
 /// # Errors
 /// [`Error::Kube`] / [`Error::AutoscalingNotServed`] when API discovery fails at start.
 pub async fn run(
     config: &OperatorConfig,
     client: kube::Client,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let telemetry =
+        crate::telemetry::Telemetry::new(env!("CARGO_PKG_VERSION"), &config.mesh_provider);
+    run_with(config, client, Arc::new(telemetry), shutdown).await
+}
+
+/// Runs the controller until `shutdown` resolves, recording into `telemetry` (which
+/// `/metrics` and `/readyz` serve).
+///
+/// # Errors
+/// [`Error::Kube`] / [`Error::AutoscalingNotServed`] when API discovery fails at start.
+pub async fn run_with(
+    config: &OperatorConfig,
+    client: kube::Client,
+    telemetry: Arc<crate::telemetry::Telemetry>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
     let namespace = config.watched_namespace();
@@ -121,11 +139,13 @@ pub async fn run(
                 retries: None,
                 disable_tls: false,
             }),
+        telemetry: telemetry.clone(),
     });
 
     let controller = Controller::new(canaries, watcher::Config::default());
     let store = controller.store();
-    tokio::spawn(announce_synced(caches.clone()));
+    telemetry.count_canaries(store.clone());
+    tokio::spawn(announce_synced(caches.clone(), telemetry));
     let (for_deployments, for_daemon_sets) = (store.clone(), store.clone());
     let (for_config_maps, for_secrets) = ((store.clone(), caches.clone()), (store, caches));
     controller
@@ -172,8 +192,9 @@ pub async fn run(
     Ok(())
 }
 
-/// Logs `Watch caches synced` once every cache of dependencies holds its initial list.
-async fn announce_synced(caches: Caches) {
+/// Logs `Watch caches synced` once every cache of dependencies holds its initial list, and
+/// from then on `/readyz` answers 200.
+async fn announce_synced(caches: Caches, telemetry: Arc<crate::telemetry::Telemetry>) {
     let synced = futures::future::join4(
         caches.deployments.wait_until_ready(),
         caches.daemon_sets.wait_until_ready(),
@@ -183,6 +204,7 @@ async fn announce_synced(caches: Caches) {
     .await;
     if matches!(synced, (Ok(()), Ok(()), Ok(()), Ok(()))) {
         tracing::info!("Watch caches synced");
+        telemetry.set_readiness(crate::telemetry::Readiness::Synced);
     }
 }
 

@@ -41,6 +41,7 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Requeue
 }
 
 async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
+    let started = Instant::now();
     let namespace = canary_namespace(canary)?;
     let rollout = Rollout::new(canary, Some(&ctx.default_provider)).map_err(Error::Engine)?;
     let kind = TargetKind::of(canary)?;
@@ -93,6 +94,9 @@ async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
         events.extend(execution.carry_out(action).await?);
     }
     write_status(ctx, canary, &status, &plan.status).await?;
+    // Telemetry: Flagger's metrics of this tick (status, weights, outcome, duration).
+    ctx.telemetry
+        .observe_tick(canary, &status, &plan.status, started.elapsed());
     record_events(ctx, canary, &rollout, &events).await;
     ctx.pacing.ticked(key, plan.requeue_after);
     Ok(Requeue::requeue(plan.requeue_after))
