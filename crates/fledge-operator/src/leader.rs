@@ -180,14 +180,13 @@ impl LeaderElector {
         let lease = self.api.get_opt(&self.settings.lease_name).await?;
         let now = Instant::now();
         let record = lease.as_ref().map(LeaseRecord::of);
-        if let Some(record) = &record {
-            if self
+        if let Some(record) = &record
+            && self
                 .observed
                 .as_ref()
                 .is_none_or(|(seen, _)| seen != record)
-            {
-                self.observed = Some((record.clone(), now));
-            }
+        {
+            self.observed = Some((record.clone(), now));
         }
         let first_seen = self.observed.as_ref().map_or(now, |(_, at)| *at);
         let written = match (
@@ -270,7 +269,7 @@ impl LeaderElector {
                 Ok(Attempt::Leading) => return,
                 Ok(Attempt::Following(_) | Attempt::Raced) => {}
                 Err(error) => {
-                    tracing::warn!(%error, "cannot read or write the leader-election Lease")
+                    tracing::warn!(%error, "cannot read or write the leader-election Lease");
                 }
             }
             tokio::time::sleep(self.settings.retry_period).await;
@@ -293,9 +292,11 @@ impl LeaderElector {
                 Ok(Ok(Attempt::Following(holder))) => {
                     return format!("{holder} holds the Lease");
                 }
-                Ok(Ok(Attempt::Raced)) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "cannot renew the leader-election Lease"),
-                Err(_) => {}
+                // A conflict or a request past the deadline: try again while time is left.
+                Ok(Ok(Attempt::Raced)) | Err(_) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot renew the leader-election Lease");
+                }
             }
             if renewed.elapsed() >= self.settings.renew_deadline {
                 return format!(

@@ -124,9 +124,9 @@ where
 mod tests {
     use super::*;
 
-    fn verb_and_resource(method: Method, uri: &str) -> (&'static str, String) {
+    fn verb_and_resource(method: &Method, uri: &str) -> (&'static str, String) {
         let uri: http::Uri = uri.parse().expect("a URI");
-        classify(&method, uri.path(), uri.query())
+        classify(method, uri.path(), uri.query())
     }
 
     #[test]
@@ -218,7 +218,7 @@ mod tests {
         ];
         for (method, uri, verb, resource) in cases {
             assert_eq!(
-                verb_and_resource(method.clone(), uri),
+                verb_and_resource(&method, uri),
                 (verb, resource.to_owned()),
                 "{method} {uri}"
             );

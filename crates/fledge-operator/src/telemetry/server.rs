@@ -168,7 +168,7 @@ mod tests {
             response
                 .headers()
                 .get(header::CONTENT_TYPE)
-                .map(|v| v.as_bytes()),
+                .map(header::HeaderValue::as_bytes),
             Some(OPENMETRICS.as_bytes())
         );
         let (status, body) = get(&telemetry, &Method::GET, "/metrics").await;

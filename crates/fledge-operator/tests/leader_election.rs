@@ -1,0 +1,221 @@
+//! Two replicas of the `fledge-operator` binary with `-enable-leader-election` against a real
+//! kube-apiserver: one takes the Lease and initializes the canary while the other stands by;
+//! the leader is killed (SIGKILL) in the middle of a blue/green rollout, the standby takes
+//! the Lease once it runs out and finishes the rollout. Only one replica ever acts: every
+//! Event of the first leader comes before every Event of the second, and the standby logged
+//! nothing about the canary before it was elected.
+
+#[allow(
+    dead_code,
+    reason = "the stage's helpers for an in-process controller are not used with binaries"
+)]
+mod common;
+mod running;
+
+use std::time::{Duration, Instant};
+
+use common::{Stage, podinfo, wait_for_phase};
+use fledge_api::CanaryPhase;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
+use running::Operator;
+
+const LEASE: &str = "fledge-leader-election";
+
+fn replica(stage: &Stage, hostname: &str) -> Operator {
+    let namespace = format!("-namespace={}", stage.ns());
+    let lease_namespace = format!("-leader-election-namespace={}", stage.ns());
+    Operator::spawn(
+        stage.cluster.kubeconfig_path(),
+        hostname,
+        &[
+            namespace.as_str(),
+            "-mesh-provider=kubernetes",
+            "-enable-leader-election",
+            lease_namespace.as_str(),
+            "-leader-election-lease-duration=6s",
+            "-leader-election-renew-deadline=4s",
+            "-leader-election-retry-period=1s",
+        ],
+    )
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    let lease = leases.get_opt(LEASE).await.expect("the Lease is read")?;
+    lease.spec?.holder_identity.filter(|h| !h.is_empty())
+}
+
+/// The hostname of the replica holding the Lease, once one does.
+async fn leader_hostname(leases: &Api<Lease>, limit: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(holder) = holder(leases).await {
+            let (hostname, _) = holder.split_once('_').expect("<hostname>_<random>");
+            return hostname.to_owned();
+        }
+        assert!(started.elapsed() < limit, "nobody took the Lease");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The Synced Events as (reporting instance, message), oldest first.
+async fn reported(events: &Api<Event>) -> Vec<(String, String)> {
+    let mut items = events
+        .list(&ListParams::default())
+        .await
+        .expect("events are listed")
+        .items;
+    items.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Synced"))
+        .map(|e| {
+            (
+                e.reporting_instance.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_standby_replica_takes_over_a_rollout_when_the_leader_dies() {
+    let stage = Stage::set_up(
+        "  provider: kubernetes\n  analysis: { interval: 10s, threshold: 2, iterations: 4 }\n",
+    )
+    .await;
+    let ns = stage.ns().to_owned();
+    let leases: Api<Lease> = Api::namespaced(stage.cluster.client(), &ns);
+    let mut replicas = vec![replica(&stage, "fledge-a"), replica(&stage, "fledge-b")];
+
+    // One replica takes the Lease and initializes the canary; the other stands by.
+    let first = leader_hostname(&leases, Duration::from_secs(30)).await;
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Initialized,
+        Duration::from_secs(60),
+    )
+    .await;
+    let leader_at = replicas
+        .iter()
+        .position(|r| r.hostname == first)
+        .expect("the holder is one of the replicas");
+    let mut leader = replicas.swap_remove(leader_at);
+    let standby = replicas.pop().expect("two replicas");
+    leader
+        .wait_for_line("Acting as elected leader", Duration::from_secs(5))
+        .await;
+    let follows = standby
+        .wait_for_line_starting(
+            "Another instance has been elected as leader: ",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        follows["leader"].as_str().map(|l| l.split('_').next()),
+        Some(Some(first.as_str()))
+    );
+    assert_eq!(standby.get("/readyz").await, (200, "standby\n".to_owned()));
+    assert_eq!(
+        leader.metrics("flagger_canary_status{").await,
+        [format!(
+            "flagger_canary_status{{name=\"podinfo\",namespace=\"{ns}\"}} 1"
+        )]
+    );
+    assert!(
+        standby.metrics("flagger_canary_status{").await.is_empty(),
+        "the standby does not tick"
+    );
+
+    // A new image: the leader starts the analysis and dies in the middle of it.
+    stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
+    wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Progressing,
+        Duration::from_secs(30),
+    )
+    .await;
+    leader.kill();
+    let killed = Instant::now();
+
+    // The standby takes the Lease once it runs out (6 s after the last renewal it saw) and
+    // finishes the rollout.
+    standby
+        .wait_for_line("Acting as elected leader", Duration::from_secs(30))
+        .await;
+    let takeover = killed.elapsed();
+    assert!(
+        takeover < Duration::from_secs(15),
+        "took over after {takeover:?}"
+    );
+    let holder_now = holder(&leases).await.expect("the Lease is held");
+    assert!(
+        holder_now.starts_with(&format!("{}_", standby.hostname)),
+        "{holder_now}"
+    );
+    let succeeded = wait_for_phase(
+        &stage.canaries,
+        CanaryPhase::Succeeded,
+        Duration::from_secs(150),
+    )
+    .await;
+    assert_eq!(
+        stage.primary_image().await.as_deref(),
+        Some("podinfo:6.0.1")
+    );
+    let status = succeeded.status.unwrap_or_default();
+    assert_eq!(status.last_applied_spec, status.last_promoted_spec);
+
+    // Only one replica ever acted: the standby logged nothing about the canary before it
+    // was elected, and the Events of the two leaders do not interleave.
+    let lines = standby.lines();
+    let elected = standby
+        .position("Acting as elected leader")
+        .expect("the standby was elected");
+    let early: Vec<_> = lines[..elected]
+        .iter()
+        .filter(|line| {
+            line.get("name").is_some()
+                || line["msg"]
+                    .as_str()
+                    .is_some_and(|msg| msg.contains("podinfo"))
+        })
+        .collect();
+    assert!(
+        early.is_empty(),
+        "the standby acted before it led: {early:#?}"
+    );
+    let story = reported(&stage.events).await;
+    let handed_over = story
+        .iter()
+        .position(|(instance, _)| *instance == standby.hostname)
+        .unwrap_or_else(|| panic!("the standby recorded no Event: {story:#?}"));
+    assert!(
+        handed_over > 0,
+        "the first leader recorded Events: {story:#?}"
+    );
+    assert!(
+        story[..handed_over]
+            .iter()
+            .all(|(instance, _)| *instance == first)
+            && story[handed_over..]
+                .iter()
+                .all(|(instance, _)| *instance == standby.hostname),
+        "{story:#?}"
+    );
+    assert!(
+        story[handed_over..]
+            .iter()
+            .any(|(_, message)| *message
+                == format!("Promotion completed! Scaling down podinfo.{ns}")),
+        "{story:#?}"
+    );
+
+    // SIGTERM: the new leader releases the Lease on its way out.
+    standby.terminate();
+    let mut standby = standby;
+    let exit = standby.exit_status(Duration::from_secs(20)).await;
+    assert!(exit.success(), "{exit}");
+    assert_eq!(holder(&leases).await, None, "the Lease is released");
+}
