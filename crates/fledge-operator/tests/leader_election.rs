@@ -79,6 +79,53 @@ async fn reported(events: &Api<Event>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The standby logged nothing about the canary before it was elected, and the Events of the
+/// first leader all come before those of the second, which promoted.
+async fn assert_only_one_acted_at_a_time(standby: &Operator, first: &str, stage: &Stage, ns: &str) {
+    let lines = standby.lines();
+    let elected = standby
+        .position("Acting as elected leader")
+        .expect("the standby was elected");
+    let early: Vec<_> = lines[..elected]
+        .iter()
+        .filter(|line| {
+            line.get("name").is_some()
+                || line["msg"]
+                    .as_str()
+                    .is_some_and(|msg| msg.contains("podinfo"))
+        })
+        .collect();
+    assert!(
+        early.is_empty(),
+        "the standby acted before it led: {early:#?}"
+    );
+    let story = reported(&stage.events).await;
+    let handed_over = story
+        .iter()
+        .position(|(instance, _)| *instance == standby.hostname)
+        .unwrap_or_else(|| panic!("the standby recorded no Event: {story:#?}"));
+    assert!(
+        handed_over > 0,
+        "the first leader recorded Events: {story:#?}"
+    );
+    assert!(
+        story[..handed_over]
+            .iter()
+            .all(|(instance, _)| *instance == first)
+            && story[handed_over..]
+                .iter()
+                .all(|(instance, _)| *instance == standby.hostname),
+        "{story:#?}"
+    );
+    assert!(
+        story[handed_over..]
+            .iter()
+            .any(|(_, message)| *message
+                == format!("Promotion completed! Scaling down podinfo.{ns}")),
+        "{story:#?}"
+    );
+}
+
 #[tokio::test]
 async fn a_standby_replica_takes_over_a_rollout_when_the_leader_dies() {
     let stage = Stage::set_up(
@@ -167,50 +214,7 @@ async fn a_standby_replica_takes_over_a_rollout_when_the_leader_dies() {
     let status = succeeded.status.unwrap_or_default();
     assert_eq!(status.last_applied_spec, status.last_promoted_spec);
 
-    // Only one replica ever acted: the standby logged nothing about the canary before it
-    // was elected, and the Events of the two leaders do not interleave.
-    let lines = standby.lines();
-    let elected = standby
-        .position("Acting as elected leader")
-        .expect("the standby was elected");
-    let early: Vec<_> = lines[..elected]
-        .iter()
-        .filter(|line| {
-            line.get("name").is_some()
-                || line["msg"]
-                    .as_str()
-                    .is_some_and(|msg| msg.contains("podinfo"))
-        })
-        .collect();
-    assert!(
-        early.is_empty(),
-        "the standby acted before it led: {early:#?}"
-    );
-    let story = reported(&stage.events).await;
-    let handed_over = story
-        .iter()
-        .position(|(instance, _)| *instance == standby.hostname)
-        .unwrap_or_else(|| panic!("the standby recorded no Event: {story:#?}"));
-    assert!(
-        handed_over > 0,
-        "the first leader recorded Events: {story:#?}"
-    );
-    assert!(
-        story[..handed_over]
-            .iter()
-            .all(|(instance, _)| *instance == first)
-            && story[handed_over..]
-                .iter()
-                .all(|(instance, _)| *instance == standby.hostname),
-        "{story:#?}"
-    );
-    assert!(
-        story[handed_over..]
-            .iter()
-            .any(|(_, message)| *message
-                == format!("Promotion completed! Scaling down podinfo.{ns}")),
-        "{story:#?}"
-    );
+    assert_only_one_acted_at_a_time(&standby, &first, &stage, &ns).await;
 
     // SIGTERM: the new leader releases the Lease on its way out.
     standby.terminate();

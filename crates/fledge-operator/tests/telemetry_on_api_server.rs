@@ -8,8 +8,13 @@
     reason = "the stage's helpers for an in-process controller are not used with binaries"
 )]
 mod common;
+#[allow(
+    dead_code,
+    reason = "the multi-replica helpers are used by leader_election.rs"
+)]
 mod running;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{Stage, wait_for_phase};
@@ -38,6 +43,35 @@ async fn gated_proxy(upstream: String, gate: watch::Receiver<bool>) -> u16 {
         }
     });
     port
+}
+
+/// A kubeconfig like the stage's whose server is a [`gated_proxy`] to the stage's.
+async fn kubeconfig_through_proxy(stage: &Stage, gate: watch::Receiver<bool>) -> PathBuf {
+    let upstream = stage
+        .cluster
+        .server_url()
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy_port = gated_proxy(upstream, gate).await;
+    let mut kubeconfig =
+        kube::config::Kubeconfig::read_from(stage.cluster.kubeconfig_path()).expect("a kubeconfig");
+    for named in &mut kubeconfig.clusters {
+        if let Some(cluster) = named.cluster.as_mut() {
+            cluster.server = Some(format!("https://127.0.0.1:{proxy_port}"));
+        }
+    }
+    let proxied = stage
+        .cluster
+        .kubeconfig_path()
+        .with_file_name("proxied-kubeconfig.json");
+    // JSON is YAML: kube reads it as a kubeconfig.
+    std::fs::write(
+        &proxied,
+        serde_json::to_vec(&kubeconfig).expect("the kubeconfig as JSON"),
+    )
+    .expect("the proxied kubeconfig is written");
+    proxied
 }
 
 /// Polls `/metrics` until the lines starting with `prefix` are `expected` (in any order).
@@ -69,29 +103,7 @@ async fn the_endpoint_is_healthy_at_once_ready_once_synced_and_shows_flaggers_me
 
     // The operator reaches the API server through a proxy that holds connections back.
     let (open, gate) = watch::channel(false);
-    let upstream = stage
-        .cluster
-        .server_url()
-        .trim_start_matches("https://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxy_port = gated_proxy(upstream, gate).await;
-    let mut kubeconfig =
-        kube::config::Kubeconfig::read_from(stage.cluster.kubeconfig_path()).expect("a kubeconfig");
-    for named in &mut kubeconfig.clusters {
-        if let Some(cluster) = named.cluster.as_mut() {
-            cluster.server = Some(format!("https://127.0.0.1:{proxy_port}"));
-        }
-    }
-    let proxied = stage
-        .cluster
-        .kubeconfig_path()
-        .with_file_name("proxied-kubeconfig.json");
-    std::fs::write(
-        &proxied,
-        serde_json::to_vec(&kubeconfig).expect("the kubeconfig as JSON"),
-    )
-    .expect("the proxied kubeconfig is written");
+    let proxied = kubeconfig_through_proxy(&stage, gate).await;
     let namespace = format!("-namespace={ns}");
     let mut operator = Operator::spawn(
         &proxied,
