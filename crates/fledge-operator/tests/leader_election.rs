@@ -3,7 +3,8 @@
 //! the leader is killed (SIGKILL) in the middle of a blue/green rollout, the standby takes
 //! the Lease once it runs out and finishes the rollout. Only one replica ever acts: every
 //! Event of the first leader comes before every Event of the second, and the standby logged
-//! nothing about the canary before it was elected.
+//! nothing about the canary before it was elected. And the elector itself on the API server:
+//! create, follow, release, take over an expired Lease, notice the loss.
 
 #[allow(
     dead_code,
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::{Stage, podinfo, wait_for_phase};
 use fledge_api::CanaryPhase;
+use fledge_operator::leader::{Attempt, ElectionSettings, LeaderElector};
+use fledge_testkit::LocalCluster;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
@@ -222,4 +225,74 @@ async fn a_standby_replica_takes_over_a_rollout_when_the_leader_dies() {
     let exit = standby.exit_status(Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
     assert_eq!(holder(&leases).await, None, "the Lease is released");
+}
+
+fn settings(namespace: &str, identity: &str) -> ElectionSettings {
+    ElectionSettings {
+        namespace: namespace.to_owned(),
+        lease_name: LEASE.to_owned(),
+        identity: identity.to_owned(),
+        lease_duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_millis(1500),
+        retry_period: Duration::from_millis(500),
+    }
+}
+
+#[tokio::test]
+async fn electors_share_one_lease_on_a_real_api_server() {
+    let cluster = LocalCluster::start().await.expect("a local control plane");
+    let namespace = cluster.temp_namespace("lease").await.expect("a namespace");
+    let ns = namespace.name().to_owned();
+    let leases: Api<Lease> = Api::namespaced(cluster.client(), &ns);
+    let mut a = LeaderElector::new(cluster.client(), settings(&ns, "a"));
+    let mut b = LeaderElector::new(cluster.client(), settings(&ns, "b"));
+
+    // The first creates the Lease; the second follows while it is renewed.
+    assert_eq!(
+        a.try_acquire_or_renew().await.expect("a asks"),
+        Attempt::Leading
+    );
+    assert_eq!(
+        b.try_acquire_or_renew().await.expect("b asks"),
+        Attempt::Following("a".to_owned())
+    );
+    assert_eq!(
+        a.try_acquire_or_renew().await.expect("a renews"),
+        Attempt::Leading
+    );
+    assert_eq!(holder(&leases).await.as_deref(), Some("a"));
+
+    // Released: the other takes over at once, one transition later.
+    assert!(a.release().await.expect("a releases"));
+    assert_eq!(holder(&leases).await, None);
+    assert_eq!(
+        b.try_acquire_or_renew().await.expect("b asks"),
+        Attempt::Leading
+    );
+    let lease = leases.get(LEASE).await.expect("the Lease");
+    let spec = lease.spec.expect("a spec");
+    assert_eq!(spec.lease_duration_seconds, Some(2));
+    assert_eq!(
+        spec.lease_transitions,
+        Some(0),
+        "a released it: no holder changed hands"
+    );
+    assert!(
+        !a.release().await.expect("a asks"),
+        "only the holder releases"
+    );
+
+    // b stops renewing: a waits the lease's duration from when it saw b's last renewal,
+    // then takes over; b, renewing again, finds it lost the Lease.
+    let started = Instant::now();
+    a.acquire().await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+        "took over after {waited:?}"
+    );
+    let lease = leases.get(LEASE).await.expect("the Lease");
+    assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(1));
+    let lost = tokio::time::timeout(Duration::from_secs(5), b.keep_leading()).await;
+    assert_eq!(lost.as_deref(), Ok("a holds the Lease"));
 }
