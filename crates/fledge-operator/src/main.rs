@@ -79,7 +79,7 @@ async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
     let listener = server::bind(config.port).await?;
     tracing::info!(
         port = config.port,
-        "Serving /metrics, /healthz and /readyz on port {}",
+        "Starting HTTP server on port {}",
         config.port
     );
     let endpoint = tokio::spawn(server::serve(listener, telemetry.clone()));

@@ -112,14 +112,11 @@ async fn the_endpoint_is_healthy_at_once_ready_once_synced_and_shows_flaggers_me
     );
 
     // Before the API server answers: alive, not ready, and flagger_info is set.
-    let serving = format!(
-        "Serving /metrics, /healthz and /readyz on port {}",
-        operator.port
-    );
+    let serving = format!("Starting HTTP server on port {}", operator.port);
     operator
         .wait_for_line(&serving, Duration::from_secs(10))
         .await;
-    assert_eq!(operator.get("/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(operator.get("/healthz").await, (200, "OK\n".to_owned()));
     assert_eq!(
         operator.get("/readyz").await,
         (503, "starting\n".to_owned())

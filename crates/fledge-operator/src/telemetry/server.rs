@@ -98,7 +98,7 @@ fn answer(telemetry: &Telemetry, method: &Method, path: &str) -> Response<Full<B
             );
             response
         }
-        "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
+        "/healthz" => text(StatusCode::OK, "OK\n".to_owned()),
         "/readyz" => {
             let status = if telemetry.readiness().is_ready() {
                 StatusCode::OK
@@ -147,7 +147,7 @@ mod tests {
         let telemetry = Telemetry::new("0.1.0", "istio");
         assert_eq!(
             get(&telemetry, &Method::GET, "/healthz").await,
-            (StatusCode::OK, "ok\n".to_owned())
+            (StatusCode::OK, "OK\n".to_owned())
         );
         assert_eq!(
             get(&telemetry, &Method::GET, "/readyz").await,
