@@ -125,6 +125,19 @@ impl Telemetry {
     /// A registry with `flagger_info{version, mesh_provider} 1` set, as Flagger sets it at
     /// start-up.
     pub fn new(version: &str, mesh_provider: &str) -> Self {
+        let telemetry = Self {
+            registry: Registry::default(),
+            canary_total: Family::default(),
+            status: Family::default(),
+            weight: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(DEFAULT_BUCKETS)),
+            analysis: Family::default(),
+            successes: Family::default(),
+            failures: Family::default(),
+            kube_requests: Family::default(),
+            readiness: Mutex::new(Readiness::Starting),
+            canaries: OnceLock::new(),
+        };
         let mut registry = Registry::default();
         let flagger = registry.sub_registry_with_prefix("flagger");
         let info = Family::<InfoLabels, Gauge>::default();
@@ -138,21 +151,6 @@ impl Telemetry {
             "Flagger version and mesh provider information",
             info,
         );
-        let duration: DurationFamily =
-            Family::new_with_constructor(|| Histogram::new(DEFAULT_BUCKETS));
-        let telemetry = Self {
-            canary_total: Family::default(),
-            status: Family::default(),
-            weight: Family::default(),
-            duration,
-            analysis: Family::default(),
-            successes: Family::default(),
-            failures: Family::default(),
-            kube_requests: Family::default(),
-            readiness: Mutex::new(Readiness::Starting),
-            canaries: OnceLock::new(),
-            registry: Registry::default(),
-        };
         flagger.register(
             "canary_duration_seconds",
             "Seconds spent performing canary analysis.",
@@ -194,6 +192,7 @@ impl Telemetry {
             "Requests fledge-operator sent to the Kubernetes API server, by verb and resource (Fledge's own metric, not Flagger's)",
             telemetry.kube_requests.clone(),
         );
+        // The families share their series with their registered clones.
         Self {
             registry,
             ..telemetry
