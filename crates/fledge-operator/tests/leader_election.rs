@@ -4,7 +4,8 @@
 //! the Lease once it runs out and finishes the rollout. Only one replica ever acts: every
 //! Event of the first leader comes before every Event of the second, and the standby logged
 //! nothing about the canary before it was elected. And the elector itself on the API server:
-//! create, follow, release, take over an expired Lease, notice the loss.
+//! create, follow, release, take over an expired Lease, notice the loss; and a leader binary
+//! that finds another holder on its Lease exits with status 1 at once.
 
 #[allow(
     dead_code,
@@ -295,4 +296,62 @@ async fn electors_share_one_lease_on_a_real_api_server() {
     assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(1));
     let lost = tokio::time::timeout(Duration::from_secs(5), b.keep_leading()).await;
     assert_eq!(lost.as_deref(), Ok("a holds the Lease"));
+}
+
+#[tokio::test]
+async fn a_leader_that_finds_another_holder_exits_at_once() {
+    let cluster = LocalCluster::start().await.expect("a local control plane");
+    cluster
+        .install_fledge_crds()
+        .await
+        .expect("Fledge's CRDs install");
+    let namespace = cluster.temp_namespace("lost").await.expect("a namespace");
+    let ns = namespace.name().to_owned();
+    let leases: Api<Lease> = Api::namespaced(cluster.client(), &ns);
+    let watched = format!("-namespace={ns}");
+    let mut operator = Operator::spawn(
+        cluster.kubeconfig_path(),
+        "fledge-lone",
+        &[
+            watched.as_str(),
+            "-mesh-provider=kubernetes",
+            "-enable-leader-election",
+            "-leader-election-lease-duration=6s",
+            "-leader-election-renew-deadline=4s",
+            "-leader-election-retry-period=1s",
+        ],
+    );
+    operator
+        .wait_for_line("Acting as elected leader", Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        leader_hostname(&leases, Duration::from_secs(5)).await,
+        "fledge-lone",
+        "the Lease is in the watched namespace"
+    );
+
+    // Someone else writes the Lease (a split brain the leader must not survive).
+    let mut lease = leases.get(LEASE).await.expect("the Lease");
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    spec.holder_identity = Some("intruder".to_owned());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    leases
+        .replace(LEASE, &kube::api::PostParams::default(), &lease)
+        .await
+        .expect("the Lease is taken");
+
+    let lost = operator
+        .wait_for_line("Leadership lost", Duration::from_secs(10))
+        .await;
+    assert_eq!(lost["level"], "error");
+    assert_eq!(lost["reason"], "intruder holds the Lease");
+    let exit = operator.exit_status(Duration::from_secs(10)).await;
+    assert_eq!(exit.code(), Some(1), "{exit}");
+    assert_eq!(
+        holder(&leases).await.as_deref(),
+        Some("intruder"),
+        "a replica that lost the Lease does not release it"
+    );
 }

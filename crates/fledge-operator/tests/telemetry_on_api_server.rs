@@ -1,7 +1,8 @@
 //! The `fledge-operator` binary's endpoint on `-port`: `/healthz` answers as soon as the
 //! process runs, `/readyz` only once the API server answered and the watch caches synced
 //! (the API server is held back behind a gated proxy to see it), and `/metrics` shows
-//! Flagger's metrics for a canary it initialized, and the operator's own API requests.
+//! Flagger's metrics for a canary it initialized, and the operator's own API requests. A
+//! port already in use stops the operator with an error naming `-port`.
 
 #[allow(
     dead_code,
@@ -182,4 +183,35 @@ async fn the_endpoint_is_healthy_at_once_ready_once_synced_and_shows_flaggers_me
     operator.terminate();
     let exit = operator.exit_status(Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit}");
+}
+
+#[tokio::test]
+async fn a_port_in_use_stops_the_operator_with_an_error_naming_the_flag() {
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").expect("a port");
+    let port = taken.local_addr().expect("its address").port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fledge-operator"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("FLEDGE_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command
+        .arg(format!("-port={port}"))
+        .arg("-kubeconfig=/nonexistent/kubeconfig")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stopped: serde_json::Value = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .find(|line: &serde_json::Value| line["msg"] == "fledge-operator stopped")
+        .unwrap_or_else(|| panic!("no error line in {stdout}"));
+    let error = stopped["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with(&format!(
+            "-port (FLEDGE_PORT): cannot listen on port {port}:"
+        )),
+        "{error}"
+    );
 }

@@ -23,19 +23,18 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Binds `0.0.0.0:port` (or `[::]` where only IPv6 is available).
+/// Binds `0.0.0.0:port`, or `[::]:port` where IPv4 is not available.
 ///
 /// # Errors
 /// [`crate::Error::Config`] naming `-port` when the port cannot be bound.
 pub async fn bind(port: u16) -> crate::Result<TcpListener> {
-    let v4 = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await;
-    let bound = match v4 {
-        Ok(listener) => Ok(listener),
-        Err(v4_error) => {
+    let bound = match TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await {
+        Err(v4_error) if v4_error.kind() != std::io::ErrorKind::AddrInUse => {
             TcpListener::bind(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)))
                 .await
                 .map_err(|_| v4_error)
         }
+        bound => bound,
     };
     bound.map_err(|error| crate::Error::Config {
         flag: "-port (FLEDGE_PORT)".to_owned(),
