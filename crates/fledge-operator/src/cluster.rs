@@ -1,16 +1,23 @@
 //! Connecting to the API server the way the operator is configured to.
 
+use std::sync::Arc;
+
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::config::OperatorConfig;
 use crate::error::{Error, Result};
+use crate::rate_limit::RateLimitLayer;
+use crate::telemetry::{CountRequestsLayer, Telemetry};
 
 /// A client from `-kubeconfig` when given, otherwise from the environment (`KUBECONFIG`,
-/// `~/.kube/config`, or the in-cluster service account).
+/// `~/.kube/config`, or the in-cluster service account), sending at most `-kubeconfig-qps`
+/// requests per second (bursts of `-kubeconfig-burst`) and counting each request into
+/// `telemetry` (`fledge_kube_requests_total`).
 ///
 /// # Errors
 /// [`Error::ClientConfig`] when no configuration is found or it is unusable.
-pub async fn connect(config: &OperatorConfig) -> Result<kube::Client> {
+pub async fn connect(config: &OperatorConfig, telemetry: &Arc<Telemetry>) -> Result<kube::Client> {
     let failed = |reason: String| Error::ClientConfig { reason };
     let client_config = match &config.kubeconfig {
         Some(path) => {
@@ -24,5 +31,12 @@ pub async fn connect(config: &OperatorConfig) -> Result<kube::Client> {
             .await
             .map_err(|e| failed(e.to_string()))?,
     };
-    kube::Client::try_from(client_config).map_err(|e| failed(e.to_string()))
+    let builder = ClientBuilder::try_from(client_config).map_err(|e| failed(e.to_string()))?;
+    Ok(builder
+        .with_layer(&RateLimitLayer::new(
+            config.kubeconfig_qps,
+            config.kubeconfig_burst,
+        ))
+        .with_layer(&CountRequestsLayer::new(telemetry.clone()))
+        .build())
 }

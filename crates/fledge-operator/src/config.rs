@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
+use fledge_api::GoDuration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -147,6 +148,34 @@ pub struct OperatorConfig {
     )]
     pub leader_election_namespace: String,
 
+    /// How long standby replicas wait, after the leader's last renewal they saw, before
+    /// taking over (Flagger: 60s).
+    #[arg(
+        long,
+        env = "FLEDGE_LEADER_ELECTION_LEASE_DURATION",
+        default_value = "60s",
+        hide = true
+    )]
+    pub leader_election_lease_duration: GoDuration,
+
+    /// How long the leader tries to renew its Lease before it stops (Flagger: 15s).
+    #[arg(
+        long,
+        env = "FLEDGE_LEADER_ELECTION_RENEW_DEADLINE",
+        default_value = "15s",
+        hide = true
+    )]
+    pub leader_election_renew_deadline: GoDuration,
+
+    /// Time between attempts to acquire or renew the Lease (Flagger: 5s).
+    #[arg(
+        long,
+        env = "FLEDGE_LEADER_ELECTION_RETRY_PERIOD",
+        default_value = "5s",
+        hide = true
+    )]
+    pub leader_election_retry_period: GoDuration,
+
     /// Port of /metrics, /healthz and /readyz.
     #[arg(long, env = "FLEDGE_PORT", default_value_t = 8080)]
     pub port: u16,
@@ -246,18 +275,71 @@ impl OperatorConfig {
                 ),
             });
         }
+        self.validate_leader_election()
+    }
+
+    /// client-go's rules: the renew deadline is shorter than the lease, the retry period
+    /// (with 20% jitter) shorter than the renew deadline.
+    fn validate_leader_election(&self) -> Result<()> {
+        let lease = self.leader_election_lease_duration.as_duration();
+        let deadline = self.leader_election_renew_deadline.as_duration();
+        let retry = self.leader_election_retry_period.as_duration();
+        let refuse = |flag: &str, reason: String| {
+            Err(Error::Config {
+                flag: flag.to_owned(),
+                reason,
+            })
+        };
+        if lease < std::time::Duration::from_secs(1) {
+            return refuse(
+                "-leader-election-lease-duration (FLEDGE_LEADER_ELECTION_LEASE_DURATION)",
+                format!(
+                    "must be at least 1s, got {}",
+                    self.leader_election_lease_duration
+                ),
+            );
+        }
+        if retry.is_zero() {
+            return refuse(
+                "-leader-election-retry-period (FLEDGE_LEADER_ELECTION_RETRY_PERIOD)",
+                "must be more than 0s".to_owned(),
+            );
+        }
+        if deadline >= lease {
+            return refuse(
+                "-leader-election-renew-deadline (FLEDGE_LEADER_ELECTION_RENEW_DEADLINE)",
+                format!(
+                    "must be shorter than -leader-election-lease-duration ({}), got {}",
+                    self.leader_election_lease_duration, self.leader_election_renew_deadline
+                ),
+            );
+        }
+        if deadline <= retry.mul_f64(1.2) {
+            return refuse(
+                "-leader-election-renew-deadline (FLEDGE_LEADER_ELECTION_RENEW_DEADLINE)",
+                format!(
+                    "must be longer than 1.2 times -leader-election-retry-period ({}), got {}",
+                    self.leader_election_retry_period, self.leader_election_renew_deadline
+                ),
+            );
+        }
         Ok(())
     }
 
-    /// Flags that are set but not acted on by this build yet (leader election, client-side
-    /// rate limits), so that start-up can say so instead of
-    /// silently ignoring them.
-    pub fn not_yet_effective(&self) -> Vec<&'static str> {
-        let mut flags = Vec::new();
-        if self.enable_leader_election {
-            flags.push("-enable-leader-election");
+    /// How this replica takes part in leader election: the Lease lives in `-namespace` when
+    /// one is watched (as in Flagger), else in `-leader-election-namespace`.
+    pub fn election_settings(&self, identity: String) -> crate::leader::ElectionSettings {
+        crate::leader::ElectionSettings {
+            namespace: self
+                .watched_namespace()
+                .unwrap_or(self.leader_election_namespace.trim())
+                .to_owned(),
+            lease_name: crate::leader::LEASE_NAME.to_owned(),
+            identity,
+            lease_duration: self.leader_election_lease_duration.as_duration(),
+            renew_deadline: self.leader_election_renew_deadline.as_duration(),
+            retry_period: self.leader_election_retry_period.as_duration(),
         }
-        flags
     }
 
     /// The namespace to watch; `None` for all namespaces.

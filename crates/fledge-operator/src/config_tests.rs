@@ -1,6 +1,7 @@
 use pretty_assertions::assert_eq;
 
 use super::*;
+use std::time::Duration;
 
 fn parse(args: &[&str]) -> OperatorConfig {
     let mut command_line = vec!["fledge-operator"];
@@ -155,11 +156,49 @@ fn the_log_level_accepts_zaps_spellings() {
 }
 
 #[test]
-fn flags_not_acted_on_yet_are_named() {
-    assert!(parse(&[]).not_yet_effective().is_empty());
-    let config = parse(&[
-        "-slack-url=https://hooks.slack.com/x",
-        "-enable-leader-election",
+fn leader_election_durations_default_to_flaggers_and_are_checked() {
+    let defaults = parse(&["-enable-leader-election"]);
+    let settings = defaults.election_settings("a".to_owned());
+    assert_eq!(settings.namespace, "kube-system");
+    assert_eq!(settings.lease_name, "fledge-leader-election");
+    assert_eq!(
+        (
+            settings.lease_duration,
+            settings.renew_deadline,
+            settings.retry_period
+        ),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(15),
+            Duration::from_secs(5)
+        )
+    );
+    assert!(defaults.validate().is_ok());
+    let short = parse(&[
+        "-namespace=test",
+        "-leader-election-lease-duration=6s",
+        "-leader-election-renew-deadline=4s",
+        "-leader-election-retry-period=500ms",
     ]);
-    assert_eq!(config.not_yet_effective(), ["-enable-leader-election"]);
+    assert!(short.validate().is_ok());
+    assert_eq!(
+        short.election_settings("a".to_owned()).namespace,
+        "test",
+        "a watched namespace holds the Lease, as in Flagger"
+    );
+    let inverted = parse(&["-leader-election-renew-deadline=90s"]);
+    let error = inverted.validate().expect_err("a deadline past the lease");
+    assert!(
+        error
+            .to_string()
+            .starts_with("-leader-election-renew-deadline (FLEDGE_LEADER_ELECTION_RENEW_DEADLINE): must be shorter"),
+        "{error}"
+    );
+    let zero = parse(&["-leader-election-retry-period=0s"]);
+    assert!(zero.validate().is_err());
+    assert!(
+        OperatorConfig::try_parse_args(["fledge-operator", "-leader-election-lease-duration=soon"])
+            .is_err(),
+        "not a duration"
+    );
 }

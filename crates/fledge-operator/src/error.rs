@@ -135,6 +135,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// This replica stopped being the leader (`-enable-leader-election`); it exits so that
+    /// only the new leader acts.
+    #[error("leadership lost: {reason}")]
+    LeadershipLost {
+        /// Why: another replica holds the Lease, or it could not be renewed in time.
+        reason: String,
+    },
+
     /// A command-line flag or environment variable has an unusable value.
     #[error("{flag}: {reason}")]
     Config {

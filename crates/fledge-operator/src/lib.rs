@@ -10,7 +10,13 @@
 //!   (field manager `fledge`) and skips writes that change nothing.
 //! - [`config`]: Flagger's command-line flags (single or double dash), each also settable by
 //!   an environment variable; [`logging`]: JSON log lines whose `msg` is the engine's message;
-//!   [`cluster`]: the API client the flags describe.
+//!   [`cluster`]: the API client the flags describe, rate-limited by `-kubeconfig-qps` and
+//!   `-kubeconfig-burst` ([`rate_limit`]) and counting its requests.
+//! - [`telemetry`]: Flagger's Prometheus metrics (`flagger_canary_status`,
+//!   `flagger_canary_weight`, ...) and `fledge_kube_requests_total`, served with `/healthz`
+//!   and `/readyz` on `-port`.
+//! - [`leader`]: leader election on a Lease (`-enable-leader-election`), so that only one
+//!   replica acts.
 //! - [`controller`]: the kube-runtime Controller over Canaries that ticks each canary with
 //!   the engine, reading its dependencies from watch caches.
 //!
@@ -36,7 +42,10 @@ pub mod cluster;
 pub mod config;
 pub mod controller;
 mod error;
+pub mod leader;
 pub mod logging;
+pub mod rate_limit;
+pub mod telemetry;
 pub mod workload;
 
 pub use error::{Error, Result};

@@ -1,12 +1,17 @@
 //! `fledge-operator`: runs Flagger Canaries on a cluster.
 //!
-//! Reads Flagger's flags (or `FLEDGE_*` environment variables), logs JSON lines, connects to
-//! the API server and runs the canary controller until SIGTERM or Ctrl-C.
+//! Reads Flagger's flags (or `FLEDGE_*` environment variables), logs JSON lines, serves
+//! `/metrics`, `/healthz` and `/readyz` on `-port`, connects to the API server, waits to be
+//! elected leader when `-enable-leader-election` is set, and runs the canary controller until
+//! SIGTERM or Ctrl-C (releasing the Lease then) or until leadership is lost (exiting 1).
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fledge_operator::config::OperatorConfig;
+use fledge_operator::leader::{LeaderElector, identity};
+use fledge_operator::telemetry::{Readiness, Telemetry, server};
 use fledge_operator::workload::autoscaler::AutoscalingVersion;
 use fledge_operator::{cluster, controller, logging};
 
@@ -64,10 +69,27 @@ async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
     for flag in config.ignored.set() {
         tracing::warn!(%flag, "Flagger flag accepted but without effect in Fledge");
     }
-    for flag in config.not_yet_effective() {
-        tracing::warn!(%flag, "Flag not acted on by this build of fledge-operator yet");
-    }
-    let client = cluster::connect(config).await?;
+    let telemetry = Arc::new(Telemetry::new(
+        env!("CARGO_PKG_VERSION"),
+        &config.mesh_provider,
+    ));
+    let listener = server::bind(config.port).await?;
+    tracing::info!(
+        port = config.port,
+        "Starting HTTP server on port {}",
+        config.port
+    );
+    let endpoint = tokio::spawn(server::serve(listener, telemetry.clone()));
+    let result = connect_and_run(config, telemetry).await;
+    endpoint.abort();
+    result
+}
+
+async fn connect_and_run(
+    config: &OperatorConfig,
+    telemetry: Arc<Telemetry>,
+) -> fledge_operator::Result<()> {
+    let client = cluster::connect(config, &telemetry).await?;
     let server =
         client
             .apiserver_version()
@@ -93,6 +115,7 @@ async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
+    let mut election_stopping = stopping.clone();
     let graceful = {
         let mut stopping = stopping.clone();
         async move {
@@ -104,12 +127,68 @@ async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
         let _ = stopping.wait_for(|stop| *stop).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    tokio::select! {
-        result = controller::run(config, client, graceful) => result?,
-        () = deadline => tracing::warn!("Ticks still running after {}s; stopping anyway", SHUTDOWN_GRACE.as_secs()),
+    let mut elector = None;
+    if config.enable_leader_election {
+        let settings =
+            config.election_settings(identity(std::env::var("HOSTNAME").ok().as_deref()));
+        tracing::info!(
+            id = %settings.identity,
+            lease = %settings.lease_name,
+            namespace = %settings.namespace,
+            "Starting leader election id: {} lease: {} namespace: {}",
+            settings.identity,
+            settings.lease_name,
+            settings.namespace
+        );
+        let mut candidate = LeaderElector::new(client.clone(), settings);
+        telemetry.set_readiness(Readiness::Standby);
+        tokio::select! {
+            () = candidate.acquire() => {}
+            _ = election_stopping.wait_for(|stop| *stop) => {
+                tracing::info!("Shutting down");
+                return Ok(());
+            }
+        }
+        telemetry.set_readiness(Readiness::Starting);
+        tracing::info!("Acting as elected leader");
+        elector = Some(candidate);
     }
+    let controller = controller::run_with(config, client, telemetry, graceful);
+    let Some(mut elector) = elector else {
+        tokio::select! {
+            result = controller => result?,
+            () = deadline => warn_still_running(),
+        }
+        tracing::info!("Shutting down");
+        return Ok(());
+    };
+    let finished = tokio::select! {
+        result = controller => result,
+        () = deadline => {
+            warn_still_running();
+            Ok(())
+        }
+        lost = elector.keep_leading() => {
+            // Another replica may act from now on: stop at once, without finishing ticks.
+            tracing::error!(reason = %lost, "Leadership lost");
+            return Err(fledge_operator::Error::LeadershipLost { reason: lost });
+        }
+    };
+    match elector.release().await {
+        Ok(true) => tracing::info!("Leader-election Lease released"),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(%error, "cannot release the leader-election Lease"),
+    }
+    finished?;
     tracing::info!("Shutting down");
     Ok(())
+}
+
+fn warn_still_running() {
+    tracing::warn!(
+        "Ticks still running after {}s; stopping anyway",
+        SHUTDOWN_GRACE.as_secs()
+    );
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.

@@ -154,7 +154,11 @@ async fn the_operator_connects_to_a_real_api_server_and_stops_cleanly_on_sigterm
         operator()
             .arg("-kubeconfig")
             .arg(&kubeconfig)
-            .args(["-namespace=test", "-threadiness=4"]),
+            .args(["-namespace=test", "-threadiness=4"])
+            .arg(format!(
+                "-port={}",
+                fledge_testkit::process::free_port().expect("a free port")
+            )),
     );
     let mut seen = Vec::new();
 

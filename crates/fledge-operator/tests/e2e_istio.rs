@@ -29,7 +29,7 @@ struct IstioStage {
     stage: Stage,
     sim: TrafficSim,
     _prometheus: LocalPrometheus,
-    operator: common::operator_process::OperatorProcess,
+    operator: common::operator_process::Operator,
 }
 
 impl IstioStage {

@@ -36,9 +36,27 @@ pub(crate) async fn run_metric_checks(
             )),
         };
         tracing::debug!(metric = %name, ?result, "metric checked");
+        if let (Some(metric), MetricResult::Value(value)) = (metric, &result) {
+            ctx.telemetry
+                .observe_metric(canary, name, analysis_value(metric, *value));
+        }
         results.insert(name.clone(), result);
     }
     results
+}
+
+/// The value `flagger_canary_metric_analysis` shows: the builtin `request-duration` in
+/// seconds (as Flagger records it; its threshold is in milliseconds), others as queried.
+fn analysis_value(metric: &CanaryMetric, value: f64) -> f64 {
+    let builtin = metric
+        .template_ref
+        .is_none()
+        .then(|| BuiltinMetric::from_name(&metric.name));
+    if builtin.flatten() == Some(BuiltinMetric::RequestDuration) {
+        value / 1000.0
+    } else {
+        value
+    }
 }
 
 /// The metrics server of builtin and inline queries: the canary's, else `-metrics-server`.

@@ -65,6 +65,8 @@ pub struct Context {
     pub prometheus: metric_checks::PrometheusPool,
     /// Sends the engine's alerts to the canary's AlertProviders or the global notifier.
     pub alerter: fledge_notify::Alerter,
+    /// Flagger's metrics and the readiness of `/readyz`.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl std::fmt::Debug for Context {
@@ -77,13 +79,29 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves, with metrics of its own.
 ///
 /// # Errors
 /// [`Error::Kube`] / [`Error::AutoscalingNotServed`] when API discovery fails at start.
 pub async fn run(
     config: &OperatorConfig,
     client: kube::Client,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let telemetry =
+        crate::telemetry::Telemetry::new(env!("CARGO_PKG_VERSION"), &config.mesh_provider);
+    run_with(config, client, Arc::new(telemetry), shutdown).await
+}
+
+/// Runs the controller until `shutdown` resolves, recording into `telemetry` (which
+/// `/metrics` and `/readyz` serve).
+///
+/// # Errors
+/// [`Error::Kube`] / [`Error::AutoscalingNotServed`] when API discovery fails at start.
+pub async fn run_with(
+    config: &OperatorConfig,
+    client: kube::Client,
+    telemetry: Arc<crate::telemetry::Telemetry>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
     let namespace = config.watched_namespace();
@@ -106,7 +124,7 @@ pub async fn run(
         alert_providers,
         namespace: namespace.map(str::to_owned),
     };
-    let ctx = Arc::new(context(config, &client, caches.clone()).await?);
+    let ctx = Arc::new(context(config, &client, caches.clone(), telemetry.clone()).await?);
 
     let controller = Controller::new(canaries, watcher::Config::default());
     let store = controller.store();
@@ -114,7 +132,8 @@ pub async fn run(
     // does not tick a canary, so their streams only fill the caches.
     tokio::spawn(template_events.for_each(|_| std::future::ready(())));
     tokio::spawn(provider_events.for_each(|_| std::future::ready(())));
-    tokio::spawn(announce_synced(caches.clone()));
+    telemetry.count_canaries(store.clone());
+    tokio::spawn(announce_synced(caches.clone(), telemetry));
     let (for_deployments, for_daemon_sets) = (store.clone(), store.clone());
     let (for_config_maps, for_secrets) = ((store.clone(), caches.clone()), (store, caches));
     controller
@@ -166,6 +185,7 @@ async fn context(
     config: &OperatorConfig,
     client: &kube::Client,
     caches: Caches,
+    telemetry: Arc<crate::telemetry::Telemetry>,
 ) -> Result<Context> {
     let reporter = Reporter {
         controller: "fledge-operator".to_owned(),
@@ -201,11 +221,13 @@ async fn context(
         alerter,
         prometheus: metric_checks::PrometheusPool::default(),
         lazy,
+        telemetry,
     })
 }
 
-/// Logs `Watch caches synced` once every cache of dependencies holds its initial list.
-async fn announce_synced(caches: Caches) {
+/// Logs `Watch caches synced` once every cache of dependencies holds its initial list, and
+/// from then on `/readyz` answers 200.
+async fn announce_synced(caches: Caches, telemetry: Arc<crate::telemetry::Telemetry>) {
     let synced = futures::future::join3(
         futures::future::join4(
             caches.deployments.wait_until_ready(),
@@ -219,6 +241,7 @@ async fn announce_synced(caches: Caches) {
     .await;
     if matches!(synced, ((Ok(()), Ok(()), Ok(()), Ok(())), Ok(()), Ok(()))) {
         tracing::info!("Watch caches synced");
+        telemetry.set_readiness(crate::telemetry::Readiness::Synced);
     }
 }
 

@@ -104,6 +104,7 @@ async fn run_engine(
     deleting: bool,
     key: ObjectRef<Canary>,
 ) -> Result<Requeue> {
+    let started = Instant::now();
     let namespace = canary_namespace(canary)?;
     let rollout = Rollout::new(canary, Some(&ctx.default_provider)).map_err(Error::Engine)?;
     let kind = TargetKind::of(canary)?;
@@ -169,6 +170,9 @@ async fn run_engine(
         events.extend(execution.carry_out(action).await?);
     }
     write_status(ctx, canary, &written, &plan.status).await?;
+    // Telemetry: Flagger's metrics of this tick (status, weights, outcome, duration).
+    ctx.telemetry
+        .observe_tick(canary, &status, &plan.status, started.elapsed());
     record_events(ctx, canary, &rollout, &events).await;
     alerts::send(&ctx.alerter, canary, &ctx.default_provider, &plan.alerts).await;
     after_plan(canary, ctx, deleting, key, &plan).await

@@ -142,13 +142,11 @@ impl Stage {
     }
 
     /// Starts the operator binary with `flags`, watching the stage's namespace.
-    pub fn start_operator(&self, flags: &[&str]) -> operator_process::OperatorProcess {
-        operator_process::OperatorProcess::start(
-            self.cluster.kubeconfig_path(),
-            self.ns(),
-            self.cluster.dir(),
-            flags,
-        )
+    pub fn start_operator(&self, flags: &[&str]) -> operator_process::Operator {
+        let namespace = format!("-namespace={}", self.ns());
+        let mut all = vec![namespace.as_str()];
+        all.extend_from_slice(flags);
+        operator_process::Operator::spawn(self.cluster.kubeconfig_path(), "fledge-operator", &all)
     }
 
     /// Runs the operator's controller with `flags` (as the binary does) until the sender is used.
