@@ -32,6 +32,11 @@ pub fn all() -> Vec<CustomResourceDefinition> {
 /// server: what the user wrote stays what the user wrote.
 fn strip_defaults(schema: &mut JSONSchemaProps) {
     schema.default = None;
+    // An int-or-string that is also nullable breaks Kubernetes 1.20's OpenAPI publishing of
+    // the whole CRD (kubectl explain, typed server-side apply); Flagger's has no nullable.
+    if schema.x_kubernetes_int_or_string == Some(true) {
+        schema.nullable = None;
+    }
     for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
         strip_defaults(child);
     }

@@ -128,7 +128,7 @@ async fn run_engine(
     let status = without_invalid_condition(&written);
     if let Some(wait) = ctx
         .pacing
-        .wait(&key, &status, &revision)
+        .wait(&key, &status, &revision, rollout.interval())
         .filter(|_| !deleting)
     {
         return Ok(Requeue::requeue(wait));
@@ -475,12 +475,14 @@ pub struct Pacing {
 }
 
 impl Pacing {
-    /// How long `canary` must still wait; `None` when it may tick now.
+    /// How long `canary`, which ticks every `interval`, must still wait; `None` when it may
+    /// tick now.
     pub fn wait(
         &self,
         canary: &ObjectRef<Canary>,
         status: &CanaryStatus,
         revision: &Revision,
+        interval: Duration,
     ) -> Option<Duration> {
         let urgent = status.phase == CanaryPhase::Initializing
             || status.last_applied_spec.as_deref() != Some(revision.spec_hash.as_str())
@@ -489,7 +491,14 @@ impl Pacing {
         if urgent {
             return None;
         }
-        let due = *self.due.lock().ok()?.get(canary)?;
+        let Some(due) = self.due.lock().ok()?.get(canary).copied() else {
+            // Never ticked in this process (a restart, a new leader): pace from the status'
+            // last transition, so the step after a restart does not come early.
+            let last = status.last_transition_time.as_ref()?.0;
+            let since = k8s_openapi::jiff::Timestamp::now().duration_since(last);
+            let since = Duration::try_from(since).unwrap_or(Duration::ZERO);
+            return interval.checked_sub(since).filter(|wait| !wait.is_zero());
+        };
         due.checked_duration_since(Instant::now())
             .filter(|wait| !wait.is_zero())
     }
@@ -513,6 +522,8 @@ impl Pacing {
 mod tests {
     use super::*;
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
     fn key() -> ObjectRef<Canary> {
         ObjectRef::new("podinfo").within("test")
     }
@@ -531,18 +542,44 @@ mod tests {
         let pacing = Pacing::default();
         let revision = Revision::new("v2");
         assert_eq!(
-            pacing.wait(&key(), &steady("v2"), &revision),
+            pacing.wait(&key(), &steady("v2"), &revision, MINUTE),
             None,
             "never ticked: tick now"
         );
         pacing.ticked(key(), Duration::from_secs(60));
-        let wait = pacing.wait(&key(), &steady("v2"), &revision);
+        let wait = pacing.wait(&key(), &steady("v2"), &revision, MINUTE);
         assert!(
             wait.is_some_and(|w| w > Duration::from_secs(59)),
             "{wait:?}"
         );
         pacing.forget(&key());
-        assert_eq!(pacing.wait(&key(), &steady("v2"), &revision), None);
+        assert_eq!(pacing.wait(&key(), &steady("v2"), &revision, MINUTE), None);
+    }
+
+    #[test]
+    fn after_a_restart_ticks_are_paced_from_the_last_transition() {
+        let pacing = Pacing::default();
+        let mut status = steady("v2");
+        let twenty_seconds_ago =
+            k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(20);
+        status.last_transition_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            twenty_seconds_ago,
+        ));
+        let wait = pacing.wait(&key(), &status, &Revision::new("v2"), MINUTE);
+        assert!(
+            wait.is_some_and(|w| w > Duration::from_secs(35) && w <= Duration::from_secs(40)),
+            "{wait:?}"
+        );
+        assert_eq!(
+            pacing.wait(
+                &key(),
+                &status,
+                &Revision::new("v2"),
+                Duration::from_secs(10)
+            ),
+            None,
+            "the interval has passed"
+        );
     }
 
     #[test]
@@ -550,7 +587,7 @@ mod tests {
         let pacing = Pacing::default();
         pacing.ticked(key(), Duration::from_secs(60));
         assert_eq!(
-            pacing.wait(&key(), &steady("v2"), &Revision::new("v3")),
+            pacing.wait(&key(), &steady("v2"), &Revision::new("v3"), MINUTE),
             None,
             "kubectl set image"
         );
@@ -559,19 +596,19 @@ mod tests {
             .configs
             .insert("configmap/podinfo".into(), "abc".into());
         assert_eq!(
-            pacing.wait(&key(), &steady("v2"), &reconfigured),
+            pacing.wait(&key(), &steady("v2"), &reconfigured, MINUTE),
             None,
             "a ConfigMap changed"
         );
         let initializing = CanaryStatus::default();
         assert_eq!(
-            pacing.wait(&key(), &initializing, &Revision::new("v2")),
+            pacing.wait(&key(), &initializing, &Revision::new("v2"), MINUTE),
             None
         );
         // A manual rollback to the promoted revision is not new.
         assert!(
             pacing
-                .wait(&key(), &steady("v2"), &Revision::new("older"))
+                .wait(&key(), &steady("v2"), &Revision::new("older"), MINUTE)
                 .is_some()
         );
     }
