@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, capture_logs, messages, podinfo, wait_for_phase};
+use common::{Stage, assert_told, capture_logs, podinfo};
 use fledge_api::CanaryPhase;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
@@ -22,12 +22,7 @@ async fn a_canary_is_initialized_then_a_new_image_is_detected_and_promoted() {
     let (stop, operator) = stage.run_operator(&["-mesh-provider=kubernetes"]);
 
     // Initialization: the primary serves, the target is scaled to zero, three Services exist.
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.0")
@@ -44,7 +39,7 @@ async fn a_canary_is_initialized_then_a_new_image_is_detected_and_promoted() {
             "service {name}"
         );
     }
-    let initialized = messages(&stage.events).await;
+    let initialized = stage.story().await;
     assert!(
         initialized.contains(&format!("Initialization done! podinfo.{ns}")),
         "{initialized:#?}"
@@ -52,12 +47,7 @@ async fn a_canary_is_initialized_then_a_new_image_is_detected_and_promoted() {
 
     // `kubectl set image`: detected, analysed for two iterations, promoted, scaled down.
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    let succeeded = wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Succeeded,
-        Duration::from_secs(150),
-    )
-    .await;
+    let succeeded = stage.reaches(CanaryPhase::Succeeded, 150).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.1")
@@ -65,18 +55,16 @@ async fn a_canary_is_initialized_then_a_new_image_is_detected_and_promoted() {
     assert_eq!(stage.replicas("podinfo").await, Some(0));
     let status = succeeded.status.unwrap_or_default();
     assert_eq!(status.last_applied_spec, status.last_promoted_spec);
-    let story = messages(&stage.events).await;
-    for expected in [
-        format!("New revision detected! Scaling up podinfo.{ns}"),
-        format!("Advance podinfo.{ns} canary iteration 2/2"),
-        format!("Copying podinfo.{ns} template spec to podinfo-primary.{ns}"),
-        format!("Promotion completed! Scaling down podinfo.{ns}"),
-    ] {
-        assert!(
-            story.contains(&expected),
-            "missing {expected:?} in {story:#?}"
-        );
-    }
+    let story = stage.story().await;
+    assert_told(
+        &story,
+        &[
+            format!("New revision detected! Scaling up podinfo.{ns}"),
+            format!("Advance podinfo.{ns} canary iteration 2/2"),
+            format!("Copying podinfo.{ns} template spec to podinfo-primary.{ns}"),
+            format!("Promotion completed! Scaling down podinfo.{ns}"),
+        ],
+    );
 
     let _ = stop.send(());
     let finished = tokio::time::timeout(Duration::from_secs(10), operator).await;

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, messages, podinfo, wait_for_phase};
+use common::{Stage, assert_told, podinfo};
 use fledge_api::CanaryPhase;
 use fledge_testkit::{LocalPrometheus, SimApp, TrafficSim, TrafficSimConfig};
 use k8s_openapi::api::core::v1::Service;
@@ -98,12 +98,7 @@ async fn a_healthy_version_walks_every_weight_step_and_is_promoted() {
     let (stage, ns) = (&istio.stage, istio.ns());
 
     // 7a: initialization.
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.0")
@@ -130,34 +125,27 @@ async fn a_healthy_version_walks_every_weight_step_and_is_promoted() {
 
     // 7b: kubectl set image → every step, then promotion.
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Succeeded,
-        Duration::from_secs(150),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Succeeded, 150).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.1")
     );
     assert_eq!(stage.replicas("podinfo").await, Some(0));
     assert_eq!(istio.weights().await, (100, 0));
-    let story = messages(&stage.events).await;
-    for expected in [
-        format!("New revision detected! Scaling up podinfo.{ns}"),
-        format!("Starting canary analysis for podinfo.{ns}"),
-        format!("Advance podinfo.{ns} canary weight 20"),
-        format!("Advance podinfo.{ns} canary weight 40"),
-        format!("Advance podinfo.{ns} canary weight 60"),
-        format!("Copying podinfo.{ns} template spec to podinfo-primary.{ns}"),
-        "Routing all traffic to primary".to_owned(),
-        format!("Promotion completed! Scaling down podinfo.{ns}"),
-    ] {
-        assert!(
-            story.contains(&expected),
-            "missing {expected:?} in {story:#?}"
-        );
-    }
+    let story = stage.story().await;
+    assert_told(
+        &story,
+        &[
+            format!("New revision detected! Scaling up podinfo.{ns}"),
+            format!("Starting canary analysis for podinfo.{ns}"),
+            format!("Advance podinfo.{ns} canary weight 20"),
+            format!("Advance podinfo.{ns} canary weight 40"),
+            format!("Advance podinfo.{ns} canary weight 60"),
+            format!("Copying podinfo.{ns} template spec to podinfo-primary.{ns}"),
+            "Routing all traffic to primary".to_owned(),
+            format!("Promotion completed! Scaling down podinfo.{ns}"),
+        ],
+    );
     let counts = istio
         .sim
         .counts(&ns, "podinfo")
@@ -174,23 +162,13 @@ async fn a_healthy_version_walks_every_weight_step_and_is_promoted() {
 async fn a_version_with_errors_is_halted_and_rolled_back() {
     let istio = IstioStage::set_up(ANALYSIS, |app| app).await;
     let (stage, ns) = (&istio.stage, istio.ns());
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     let mut bad = podinfo("podinfo:6.0.2", None);
     bad["spec"]["template"]["spec"]["containers"][0]["env"] =
         json!([{ "name": "FLEDGE_SIM_ERROR_RATE", "value": "0.3" }]);
     stage.kubectl_apply(bad).await;
-    let failed = wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Failed,
-        Duration::from_secs(120),
-    )
-    .await;
+    let failed = stage.reaches(CanaryPhase::Failed, 120).await;
     assert_eq!(failed.status.map(|s| s.canary_weight), Some(0));
     assert_eq!(
         istio.weights().await,
@@ -202,7 +180,7 @@ async fn a_version_with_errors_is_halted_and_rolled_back() {
         Some("podinfo:6.0.0")
     );
     assert_eq!(stage.replicas("podinfo").await, Some(0));
-    let story = messages(&stage.events).await;
+    let story = stage.story().await;
     let halted = format!("Halt podinfo.{ns} advancement success rate ");
     assert!(
         story
@@ -210,15 +188,13 @@ async fn a_version_with_errors_is_halted_and_rolled_back() {
             .any(|m| m.starts_with(&halted) && m.ends_with("% < 99%")),
         "{story:#?}"
     );
-    for expected in [
-        format!("Rolling back podinfo.{ns} failed checks threshold reached 2"),
-        format!("Canary failed! Scaling down podinfo.{ns}"),
-    ] {
-        assert!(
-            story.contains(&expected),
-            "missing {expected:?} in {story:#?}"
-        );
-    }
+    assert_told(
+        &story,
+        &[
+            format!("Rolling back podinfo.{ns} failed checks threshold reached 2"),
+            format!("Canary failed! Scaling down podinfo.{ns}"),
+        ],
+    );
     drop(istio.operator);
 }
 
@@ -226,29 +202,19 @@ async fn a_version_with_errors_is_halted_and_rolled_back() {
 async fn a_version_too_slow_is_halted_and_rolled_back() {
     let istio = IstioStage::set_up(ANALYSIS, |app| app).await;
     let (stage, ns) = (&istio.stage, istio.ns());
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     let mut slow = podinfo("podinfo:6.0.3", None);
     slow["spec"]["template"]["spec"]["containers"][0]["env"] =
         json!([{ "name": "FLEDGE_SIM_LATENCY_MS", "value": "900" }]);
     stage.kubectl_apply(slow).await;
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Failed,
-        Duration::from_secs(120),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Failed, 120).await;
     assert_eq!(istio.weights().await, (100, 0));
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.0")
     );
-    let story = messages(&stage.events).await;
+    let story = stage.story().await;
     let halted = format!("Halt podinfo.{ns} advancement request duration ");
     assert!(
         story
@@ -273,12 +239,7 @@ async fn ab_testing_sends_only_insiders_to_the_canary() {
     })
     .await;
     let (stage, ns) = (&istio.stage, istio.ns());
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
     // Once the analysis runs (first iteration), the canary's share is the insiders' share.
@@ -313,26 +274,19 @@ async fn ab_testing_sends_only_insiders_to_the_canary() {
         "canary share {share:.2} ({primary}/{canary})"
     );
 
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Succeeded,
-        Duration::from_secs(120),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Succeeded, 120).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.1")
     );
-    let story = messages(&stage.events).await;
-    for expected in [
-        format!("Advance podinfo.{ns} canary iteration 1/3"),
-        format!("Advance podinfo.{ns} canary iteration 3/3"),
-        format!("Promotion completed! Scaling down podinfo.{ns}"),
-    ] {
-        assert!(
-            story.contains(&expected),
-            "missing {expected:?} in {story:#?}"
-        );
-    }
+    let story = stage.story().await;
+    assert_told(
+        &story,
+        &[
+            format!("Advance podinfo.{ns} canary iteration 1/3"),
+            format!("Advance podinfo.{ns} canary iteration 3/3"),
+            format!("Promotion completed! Scaling down podinfo.{ns}"),
+        ],
+    );
     drop(istio.operator);
 }

@@ -12,10 +12,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::receiver::Receiver;
-use common::{Stage, messages, podinfo, wait_for_phase};
+use common::{Stage, assert_told, podinfo, wait_until};
 use fledge_api::{Canary, CanaryPhase};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -29,24 +29,6 @@ fn blue_green(iterations: u32, threshold: u32, extra: &str) -> String {
     format!(
         "  provider: kubernetes\n  analysis:\n    interval: 10s\n    threshold: {threshold}\n    iterations: {iterations}\n{extra}"
     )
-}
-
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !done().await {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn assert_told(story: &[String], expected: &[String]) {
-    for line in expected {
-        assert!(story.contains(line), "missing {line:?} in {story:#?}");
-    }
 }
 
 #[tokio::test]
@@ -64,20 +46,10 @@ async fn a_failing_pre_rollout_hook_rolls_the_new_version_back() {
     .await;
     let ns = stage.ns().to_owned();
     let _operator = stage.start_operator(OPERATOR);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Failed,
-        Duration::from_secs(90),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Failed, 90).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.0")
@@ -89,14 +61,14 @@ async fn a_failing_pre_rollout_hook_rolls_the_new_version_back() {
     );
     assert!(!receiver.bodies("/pre").is_empty(), "the hook was called");
     assert_told(
-        &messages(&stage.events).await,
+        &stage.story().await,
         &[
             format!("New revision detected! Scaling up podinfo.{ns}"),
             format!("Rolling back podinfo.{ns} failed checks threshold reached 1"),
             format!("Canary failed! Scaling down podinfo.{ns}"),
         ],
     );
-    let story = messages(&stage.events).await;
+    let story = stage.story().await;
     assert!(
         story.iter().any(|m| m.starts_with(&format!(
             "Halt podinfo.{ns} advancement pre-rollout check smoke-test failed"
@@ -121,34 +93,19 @@ async fn a_rollback_hook_aborts_the_analysis() {
     .await;
     let ns = stage.ns().to_owned();
     let _operator = stage.start_operator(OPERATOR);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Progressing,
-        Duration::from_secs(60),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Progressing, 60).await;
     receiver.set_status("/rollback", 200);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Failed,
-        Duration::from_secs(60),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Failed, 60).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.0")
     );
     assert_eq!(stage.replicas("podinfo").await, Some(0));
     assert_told(
-        &messages(&stage.events).await,
+        &stage.story().await,
         &[
             format!("Rolling back podinfo.{ns} manual webhook invoked"),
             format!("Canary failed! Scaling down podinfo.{ns}"),
@@ -171,20 +128,10 @@ async fn a_closed_confirm_promotion_gate_holds_waiting_promotion_until_it_opens(
     .await;
     let ns = stage.ns().to_owned();
     let _operator = stage.start_operator(OPERATOR);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::WaitingPromotion,
-        Duration::from_secs(60),
-    )
-    .await;
+    stage.reaches(CanaryPhase::WaitingPromotion, 60).await;
     // Held: two more intervals pass and the primary still runs the old version.
     tokio::time::sleep(Duration::from_secs(20)).await;
     let held = stage
@@ -201,19 +148,14 @@ async fn a_closed_confirm_promotion_gate_holds_waiting_promotion_until_it_opens(
         Some("podinfo:6.0.0")
     );
     assert_told(
-        &messages(&stage.events).await,
+        &stage.story().await,
         &[format!(
             "Halt podinfo.{ns} advancement waiting for promotion approval promotion-gate"
         )],
     );
 
     receiver.set_status("/promote", 200);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Succeeded,
-        Duration::from_secs(90),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Succeeded, 90).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.1")
@@ -243,12 +185,7 @@ async fn a_config_map_change_is_analysed_and_promoted_as_a_primary_copy() {
         json!([{ "configMapRef": { "name": "podinfo-config" } }]);
     stage.kubectl_apply(deployment).await;
     let _operator = stage.start_operator(OPERATOR);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     let primary = stage
         .deployments
@@ -278,18 +215,8 @@ async fn a_config_map_change_is_analysed_and_promoted_as_a_primary_copy() {
         .patch("podinfo-config", &apply, &Patch::Apply(config("green")))
         .await
         .expect("the ConfigMap is changed");
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Progressing,
-        Duration::from_secs(30),
-    )
-    .await;
-    let succeeded = wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Succeeded,
-        Duration::from_secs(90),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Progressing, 30).await;
+    let succeeded = stage.reaches(CanaryPhase::Succeeded, 90).await;
     let copy = config_maps
         .get("podinfo-config-primary")
         .await
@@ -304,7 +231,7 @@ async fn a_config_map_change_is_analysed_and_promoted_as_a_primary_copy() {
         "status.trackedConfigs: {tracked:?}"
     );
     assert_told(
-        &messages(&stage.events).await,
+        &stage.story().await,
         &[
             format!("New revision detected! Scaling up podinfo.{ns}"),
             format!("Promotion completed! Scaling down podinfo.{ns}"),
@@ -317,12 +244,7 @@ async fn an_operator_killed_mid_analysis_continues_from_the_status_when_restarte
     let stage = Stage::set_up(&blue_green(4, 2, "")).await;
     let ns = stage.ns().to_owned();
     let mut first = stage.start_operator(OPERATOR);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
     wait_until("iteration 2", Duration::from_secs(60), || async {
         let canary: Canary = stage
@@ -342,12 +264,7 @@ async fn an_operator_killed_mid_analysis_continues_from_the_status_when_restarte
     let iterations_at_kill = killed_at.status.map(|s| s.iterations).unwrap_or_default();
 
     let second = stage.start_operator(OPERATOR);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Succeeded,
-        Duration::from_secs(120),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Succeeded, 120).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.1")
@@ -398,12 +315,7 @@ async fn revert_on_deletion_gives_the_target_and_its_service_back() {
         .await
         .expect("the Service is applied");
     let _operator = stage.start_operator(OPERATOR);
-    let initialized = wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    let initialized = stage.reaches(CanaryPhase::Initialized, 30).await;
     assert!(
         initialized
             .metadata
@@ -445,7 +357,7 @@ async fn revert_on_deletion_gives_the_target_and_its_service_back() {
         "the Service selects the target again"
     );
     assert_told(
-        &messages(&stage.events).await,
+        &stage.story().await,
         &[
             format!("Terminating canary podinfo.{ns}"),
             format!("Terminated canary podinfo.{ns}"),
@@ -494,7 +406,7 @@ async fn an_invalid_canary_is_reported_and_nothing_in_the_namespace_changes() {
     );
     // The event is recorded right after the condition.
     wait_until("the Warning event", Duration::from_secs(10), || async {
-        messages(&stage.events).await.contains(&message)
+        stage.story().await.contains(&message)
     })
     .await;
     assert!(operator.messages().contains(&message), "logged too");
@@ -529,12 +441,7 @@ async fn an_invalid_canary_is_reported_and_nothing_in_the_namespace_changes() {
         .patch("podinfo", &PatchParams::default(), &Patch::Merge(fix))
         .await
         .expect("the Canary is fixed");
-    let initialized = wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    let initialized = stage.reaches(CanaryPhase::Initialized, 30).await;
     let conditions = initialized.status.unwrap_or_default().conditions;
     assert!(
         conditions.iter().all(|c| c.type_ != "Valid"),

@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::operator_process::Operator;
-use common::{Stage, podinfo, wait_for_phase};
+use common::{Stage, podinfo};
 use fledge_api::CanaryPhase;
 use fledge_operator::leader::{Attempt, ElectionSettings, LeaderElector};
 use fledge_testkit::LocalCluster;
@@ -137,12 +137,7 @@ async fn a_standby_replica_takes_over_a_rollout_when_the_leader_dies() {
 
     // One replica takes the Lease and initializes the canary; the other stands by.
     let first = leader_hostname(&leases, Duration::from_secs(30)).await;
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(60),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 60).await;
     let leader_at = replicas
         .iter()
         .position(|r| r.hostname == first)
@@ -176,12 +171,7 @@ async fn a_standby_replica_takes_over_a_rollout_when_the_leader_dies() {
 
     // A new image: the leader starts the analysis and dies in the middle of it.
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Progressing,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Progressing, 30).await;
     leader.kill();
     let killed = Instant::now();
 
@@ -200,12 +190,7 @@ async fn a_standby_replica_takes_over_a_rollout_when_the_leader_dies() {
         holder_now.starts_with(&format!("{}_", standby.hostname)),
         "{holder_now}"
     );
-    let succeeded = wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Succeeded,
-        Duration::from_secs(150),
-    )
-    .await;
+    let succeeded = stage.reaches(CanaryPhase::Succeeded, 150).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.1")

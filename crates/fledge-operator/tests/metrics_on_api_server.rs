@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, capture_logs, messages, podinfo, wait_for_phase};
+use common::{Stage, assert_told, capture_logs, podinfo};
 use fledge_api::{CanaryPhase, MetricTemplate};
 use fledge_testkit::LocalPrometheus;
 use kube::api::{Api, PostParams};
@@ -37,19 +37,9 @@ async fn a_version_failing_its_metric_is_rolled_back() {
         .expect("the MetricTemplate is created");
     let (stop, operator) = stage.run_operator(&["-mesh-provider=kubernetes"]);
 
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    let failed = wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Failed,
-        Duration::from_secs(120),
-    )
-    .await;
+    let failed = stage.reaches(CanaryPhase::Failed, 120).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.0"),
@@ -61,17 +51,15 @@ async fn a_version_failing_its_metric_is_rolled_back() {
         "the canary is scaled down"
     );
     assert_eq!(failed.status.map(|s| s.canary_weight), Some(0));
-    let story = messages(&stage.events).await;
-    for expected in [
-        format!("Halt podinfo.{ns} advancement success-rate 61.39 < 99"),
-        format!("Rolling back podinfo.{ns} failed checks threshold reached 1"),
-        format!("Canary failed! Scaling down podinfo.{ns}"),
-    ] {
-        assert!(
-            story.contains(&expected),
-            "missing {expected:?} in {story:#?}"
-        );
-    }
+    let story = stage.story().await;
+    assert_told(
+        &story,
+        &[
+            format!("Halt podinfo.{ns} advancement success-rate 61.39 < 99"),
+            format!("Rolling back podinfo.{ns} failed checks threshold reached 1"),
+            format!("Canary failed! Scaling down podinfo.{ns}"),
+        ],
+    );
 
     let _ = stop.send(());
     let finished = tokio::time::timeout(Duration::from_secs(10), operator).await;

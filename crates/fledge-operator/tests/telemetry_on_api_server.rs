@@ -9,8 +9,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::Stage;
 use common::operator_process::Operator;
-use common::{Stage, wait_for_phase};
 use fledge_api::CanaryPhase;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -129,12 +129,7 @@ async fn the_endpoint_is_healthy_at_once_ready_once_synced_and_shows_flaggers_me
     assert_eq!(operator.get("/readyz").await, (200, "synced\n".to_owned()));
 
     // The canary is initialized: its status and both weights, labelled by the target.
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
     wait_for_metrics(
         &operator,
         "flagger_canary_status{",

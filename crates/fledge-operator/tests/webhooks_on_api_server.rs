@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::receiver::Receiver;
-use common::{Stage, capture_logs, messages, podinfo, wait_for_phase};
+use common::{Stage, capture_logs, podinfo};
 use fledge_api::CanaryPhase;
 
 #[tokio::test]
@@ -23,20 +23,10 @@ async fn a_closed_gate_holds_the_canary_until_it_opens_and_events_reach_the_even
     let event_webhook = format!("-event-webhook={}/events", receiver.url);
     let (stop, operator) = stage.run_operator(&["-mesh-provider=kubernetes", &event_webhook]);
 
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Initialized,
-        Duration::from_secs(30),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Initialized, 30).await;
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Waiting,
-        Duration::from_secs(60),
-    )
-    .await;
-    let held = messages(&stage.events).await;
+    stage.reaches(CanaryPhase::Waiting, 60).await;
+    let held = stage.story().await;
     let halt = format!("Halt podinfo.{ns} advancement waiting for approval gate");
     assert!(held.contains(&halt), "{held:#?}");
     let gate_calls = receiver.bodies("/gate");
@@ -50,12 +40,7 @@ async fn a_closed_gate_holds_the_canary_until_it_opens_and_events_reach_the_even
     );
 
     receiver.set_default_status(200);
-    wait_for_phase(
-        &stage.canaries,
-        CanaryPhase::Succeeded,
-        Duration::from_secs(120),
-    )
-    .await;
+    stage.reaches(CanaryPhase::Succeeded, 120).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.1")

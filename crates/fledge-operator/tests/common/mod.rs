@@ -60,6 +60,26 @@ pub async fn wait_for_phase(canaries: &Api<Canary>, phase: CanaryPhase, limit: D
     }
 }
 
+/// Waits until `done` holds, failing with `what` after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Asserts that every `expected` line is in `story`, showing the story when one is missing.
+pub fn assert_told(story: &[String], expected: &[String]) {
+    for line in expected {
+        assert!(story.contains(line), "missing {line:?} in {story:#?}");
+    }
+}
+
 pub async fn messages(events: &Api<Event>) -> Vec<String> {
     let list = events
         .list(&ListParams::default())
@@ -126,6 +146,16 @@ impl Stage {
         let created = stage.canaries.create(&PostParams::default(), &canary).await;
         created.expect("the Canary is created");
         stage
+    }
+
+    /// Waits until the Canary reaches `phase`, failing after `seconds`.
+    pub async fn reaches(&self, phase: CanaryPhase, seconds: u64) -> Canary {
+        wait_for_phase(&self.canaries, phase, Duration::from_secs(seconds)).await
+    }
+
+    /// The messages of the Canary's `Synced` events so far.
+    pub async fn story(&self) -> Vec<String> {
+        messages(&self.events).await
     }
 
     pub fn ns(&self) -> &str {
