@@ -14,6 +14,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::operator_process::Operator;
 use common::receiver::Receiver;
 use common::{Stage, assert_told, podinfo, wait_until};
 use fledge_api::{Canary, CanaryPhase};
@@ -31,22 +32,31 @@ fn blue_green(iterations: u32, threshold: u32, extra: &str) -> String {
     )
 }
 
+/// A blue/green stage with one webhook `name` of type `kind` at `path` of `receiver`, the
+/// operator running and the canary initialized.
+async fn initialized_with_hook(
+    receiver: &Receiver,
+    (name, kind, path): (&str, &str, &str),
+    iterations: u32,
+    threshold: u32,
+) -> (Stage, Operator) {
+    let hook = format!(
+        "    webhooks:\n    - name: {name}\n      type: {kind}\n      url: {}{path}\n",
+        receiver.url
+    );
+    let stage = Stage::set_up(&blue_green(iterations, threshold, &hook)).await;
+    let operator = stage.start_operator(OPERATOR);
+    stage.reaches(CanaryPhase::Initialized, 30).await;
+    (stage, operator)
+}
+
 #[tokio::test]
 async fn a_failing_pre_rollout_hook_rolls_the_new_version_back() {
     let receiver = Receiver::start(200).await;
     receiver.set_status("/pre", 500);
-    let stage = Stage::set_up(&blue_green(
-        2,
-        1,
-        &format!(
-            "    webhooks:\n    - name: smoke-test\n      type: pre-rollout\n      url: {}/pre\n",
-            receiver.url
-        ),
-    ))
-    .await;
+    let (stage, _operator) =
+        initialized_with_hook(&receiver, ("smoke-test", "pre-rollout", "/pre"), 2, 1).await;
     let ns = stage.ns().to_owned();
-    let _operator = stage.start_operator(OPERATOR);
-    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
     stage.reaches(CanaryPhase::Failed, 90).await;
@@ -82,18 +92,9 @@ async fn a_rollback_hook_aborts_the_analysis() {
     let receiver = Receiver::start(200).await;
     // The rollback hook answers "no" (non-2xx) until an operator of the service says so.
     receiver.set_status("/rollback", 404);
-    let stage = Stage::set_up(&blue_green(
-        30,
-        2,
-        &format!(
-            "    webhooks:\n    - name: abort\n      type: rollback\n      url: {}/rollback\n",
-            receiver.url
-        ),
-    ))
-    .await;
+    let (stage, _operator) =
+        initialized_with_hook(&receiver, ("abort", "rollback", "/rollback"), 30, 2).await;
     let ns = stage.ns().to_owned();
-    let _operator = stage.start_operator(OPERATOR);
-    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
     stage.reaches(CanaryPhase::Progressing, 60).await;
@@ -117,18 +118,14 @@ async fn a_rollback_hook_aborts_the_analysis() {
 async fn a_closed_confirm_promotion_gate_holds_waiting_promotion_until_it_opens() {
     let receiver = Receiver::start(200).await;
     receiver.set_status("/promote", 403);
-    let stage = Stage::set_up(&blue_green(
+    let (stage, _operator) = initialized_with_hook(
+        &receiver,
+        ("promotion-gate", "confirm-promotion", "/promote"),
         1,
         2,
-        &format!(
-            "    webhooks:\n    - name: promotion-gate\n      type: confirm-promotion\n      url: {}/promote\n",
-            receiver.url
-        ),
-    ))
+    )
     .await;
     let ns = stage.ns().to_owned();
-    let _operator = stage.start_operator(OPERATOR);
-    stage.reaches(CanaryPhase::Initialized, 30).await;
 
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
     stage.reaches(CanaryPhase::WaitingPromotion, 60).await;
