@@ -7,6 +7,8 @@ mod bench_metrics;
 mod cluster;
 mod control_plane;
 mod crd;
+mod demo;
+mod operator;
 mod test;
 
 use std::process::ExitCode;
@@ -20,6 +22,7 @@ fn usage() -> &'static str {
      \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n\
      \x20 control-plane [--check]  make sure kube-apiserver, etcd and prometheus exist (build/install)\n\
      \x20 cluster         a playground: control plane, Prometheus and simulators until Ctrl-C\n\
+     \x20 demo [--check]  the Flagger + Istio tutorial on a local cluster: a promotion, a rollback\n\
      \x20 test [-- ARGS]  the full test suite: unit, doc, integration and end-to-end tests\n"
 }
 
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         }
         "control-plane" => control_plane::run(rest),
         "cluster" => cluster::run(rest),
+        "demo" => demo::run(rest),
         "test" => test::run(rest),
         _ => {
             eprint!("unknown command {command:?}\n\n{}", usage());
