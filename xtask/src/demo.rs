@@ -449,8 +449,14 @@ impl Watch {
         }
     }
 
-    /// Reads the Canary and its events once; prints what is new.
+    /// Reads the Canary and its events once; prints what is new. The Canary is read first
+    /// so the events that led to its status print before its row.
     async fn poll(&mut self) -> Result<Option<CanaryStatus>> {
+        let canary = self
+            .canaries
+            .get_opt(APP)
+            .await
+            .context("read the Canary")?;
         let mut events = self
             .events
             .list(&ListParams::default())
@@ -476,12 +482,7 @@ impl Watch {
             println!("{}  {kind:<7}  Synced  {note}", self.stamp());
             self.story.push(note);
         }
-        let Some(canary) = self
-            .canaries
-            .get_opt(APP)
-            .await
-            .context("read the Canary")?
-        else {
+        let Some(canary) = canary else {
             return Ok(None);
         };
         let status = canary.status.unwrap_or_default();
