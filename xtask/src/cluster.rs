@@ -70,13 +70,30 @@ pub fn run(args: &[String]) -> Result<()> {
     runtime.block_on(playground(options))
 }
 
-/// Everything the playground runs; dropping it stops all of it.
-struct Playground {
+/// Everything the playground runs; dropping it stops all of it. `cargo xtask demo` and
+/// `cargo xtask bench operator` run the operator on the same stack.
+pub(crate) struct Playground {
     // Field order is drop order: traffic and scraping stop before the cluster.
-    prometheus: LocalPrometheus,
-    traffic_sim: TrafficSim,
-    cluster_sim: ClusterSim,
-    cluster: LocalCluster,
+    pub(crate) prometheus: LocalPrometheus,
+    pub(crate) traffic_sim: TrafficSim,
+    pub(crate) cluster_sim: ClusterSim,
+    pub(crate) cluster: LocalCluster,
+}
+
+impl Playground {
+    /// Stops everything in order: traffic and scraping, the simulator, then the cluster.
+    pub(crate) fn stop(self) {
+        let Playground {
+            prometheus,
+            traffic_sim,
+            cluster_sim,
+            cluster,
+        } = self;
+        drop(prometheus);
+        drop(traffic_sim);
+        drop(cluster_sim);
+        cluster.stop();
+    }
 }
 
 async fn playground(options: Options) -> Result<()> {
@@ -87,7 +104,7 @@ async fn playground(options: Options) -> Result<()> {
     });
     // Ctrl-C during start-up drops whatever was started so far: its processes end with it.
     let playground = tokio::select! {
-        started = start(&options) => started?,
+        started = start(&options.apps, options.rate) => started?,
         _ = stop.wait_for(|s| *s) => {
             println!("stopped during start-up; no process is left running");
             return Ok(());
@@ -96,21 +113,15 @@ async fn playground(options: Options) -> Result<()> {
     describe(&playground, &options);
     let _ = stop.wait_for(|s| *s).await;
     println!("stopping...");
-    let Playground {
-        prometheus,
-        traffic_sim,
-        cluster_sim,
-        cluster,
-    } = playground;
-    drop(prometheus);
-    drop(traffic_sim);
-    drop(cluster_sim);
-    cluster.stop();
+    playground.stop();
     println!("stopped; no process is left running");
     Ok(())
 }
 
-async fn start(options: &Options) -> Result<Playground> {
+/// Starts the control plane with Fledge's and the mesh CRDs, a namespace per app, the
+/// cluster simulator, the traffic simulator sending `rate` requests per second to each app
+/// (`(namespace, deployment)`) and a Prometheus scraping it, printing progress.
+pub(crate) async fn start(apps: &[(String, String)], rate: f64) -> Result<Playground> {
     println!("starting etcd and kube-apiserver...");
     let cluster = LocalCluster::start().await?;
     println!("  ready in {} ms", cluster.startup_duration().as_millis());
@@ -124,8 +135,7 @@ async fn start(options: &Options) -> Result<Playground> {
             println!("  installed minimal mesh CRDs (no upstream schemas on this machine)");
         }
     }
-    for namespace in options
-        .apps
+    for namespace in apps
         .iter()
         .map(|(ns, _)| ns.as_str())
         .collect::<std::collections::BTreeSet<_>>()
@@ -138,10 +148,9 @@ async fn start(options: &Options) -> Result<Playground> {
             .await?;
     }
     let cluster_sim = ClusterSim::start(cluster.client(), ClusterSimConfig::default());
-    let apps: Vec<SimApp> = options
-        .apps
+    let apps: Vec<SimApp> = apps
         .iter()
-        .map(|(ns, target)| SimApp::new(ns, target).with_rate(options.rate))
+        .map(|(ns, target)| SimApp::new(ns, target).with_rate(rate))
         .collect();
     let traffic_sim =
         TrafficSim::start(cluster.client(), apps, TrafficSimConfig::default()).await?;
@@ -197,7 +206,8 @@ fn describe(playground: &Playground, options: &Options) {
     println!("Ctrl-C stops everything.");
 }
 
-async fn wait_for_stop() {
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub(crate) async fn wait_for_stop() {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let sigterm = async {

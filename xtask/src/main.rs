@@ -4,9 +4,12 @@
 
 mod bench_engine;
 mod bench_metrics;
+mod bench_operator;
 mod cluster;
 mod control_plane;
 mod crd;
+mod demo;
+mod operator;
 mod test;
 
 use std::process::ExitCode;
@@ -18,9 +21,12 @@ fn usage() -> &'static str {
      \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n\
      \x20 bench engine [--seconds N]   plans per second of the engine (release build, one core)\n\
      \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n\
+     \x20 bench operator [--release]   the operator binary: reaction time, memory, API requests\n\
      \x20 control-plane [--check]  make sure kube-apiserver, etcd and prometheus exist (build/install)\n\
      \x20 cluster         a playground: control plane, Prometheus and simulators until Ctrl-C\n\
-     \x20 test [-- ARGS]  the full test suite: unit, doc, integration and end-to-end tests\n"
+     \x20 demo [--check]  the Flagger + Istio tutorial on a local cluster: a promotion, a rollback\n\
+     \x20 test [--demo] [-- ARGS]  the full test suite: unit, doc, integration and end-to-end tests\n\
+     \x20                 (then `demo --check` with --demo or CI=true)\n"
 }
 
 fn main() -> ExitCode {
@@ -37,8 +43,12 @@ fn main() -> ExitCode {
         "bench" if rest.first().is_some_and(|what| what == "metrics") => {
             bench_metrics::run(&rest[1..])
         }
+        "bench" if rest.first().is_some_and(|what| what == "operator") => {
+            bench_operator::run(&rest[1..])
+        }
         "control-plane" => control_plane::run(rest),
         "cluster" => cluster::run(rest),
+        "demo" => demo::run(rest),
         "test" => test::run(rest),
         _ => {
             eprint!("unknown command {command:?}\n\n{}", usage());

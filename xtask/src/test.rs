@@ -5,7 +5,8 @@
 //! points the tests at exactly those binaries, then runs the tiers in order: unit tests,
 //! doc tests, then the integration tests (providers against real servers and end-to-end
 //! tests on the local control plane). Under `CI=true` nothing may be skipped: when the
-//! control plane cannot be had, the command fails before running any test.
+//! control plane cannot be had, the command fails before running any test. Last, under
+//! `CI=true` or with `--demo`, `cargo xtask demo --check` runs the tutorial end to end.
 
 use std::process::Command;
 
@@ -57,17 +58,29 @@ fn static_checks() -> Result<()> {
     crate::crd::run(&["--check".to_owned()])
 }
 
-/// Runs the command: `cargo xtask test [-- <extra cargo test args>]`.
+/// Runs the command: `cargo xtask test [--demo] [-- <extra cargo test args>]`.
+///
+/// After the tiers, `cargo xtask demo --check` runs (about two minutes) under `CI=true` or
+/// with `--demo`: the tutorial end to end with the real operator binary.
 pub fn run(args: &[String]) -> Result<()> {
+    let (mut demo, mut args) = (false, args);
+    if let Some((flag, rest)) = args.split_first()
+        && flag == "--demo"
+    {
+        (demo, args) = (true, rest);
+    }
     let extra: Vec<String> = match args.split_first() {
         None => Vec::new(),
         Some((dashdash, rest)) if dashdash == "--" => rest.to_vec(),
         Some((other, _)) => {
-            bail!("unknown argument {other:?}; usage: cargo xtask test [-- <cargo test args>]")
+            bail!(
+                "unknown argument {other:?}; usage: cargo xtask test [--demo] [-- <cargo test args>]"
+            )
         }
     };
     static_checks()?;
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    demo |= ci;
     let binaries = match control_plane::ensure() {
         Ok(binaries) => Some(binaries),
         Err(e) if ci => return Err(e.context("CI=true: the local control plane is required")),
@@ -103,6 +116,13 @@ pub fn run(args: &[String]) -> Result<()> {
         let status = cargo.status().context("run cargo test")?;
         if !status.success() {
             failed.push(name);
+        }
+    }
+    if demo {
+        println!("==> demo (cargo xtask demo --check)");
+        if let Err(e) = crate::demo::run(&["--check".to_owned()]) {
+            eprintln!("demo: {e:#}");
+            failed.push("demo");
         }
     }
     if !failed.is_empty() {

@@ -290,7 +290,9 @@ async fn start_apiserver(
             "--service-account-signing-key-file={}",
             pki.service_account_key.display()
         ),
-        "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+        // A /16: every canary takes three Services (`<name>`, `-canary`, `-primary`), so a /24
+        // runs out of cluster IPs ("range is full", a 500) at 84 canaries.
+        "--service-cluster-ip-range=10.0.0.0/16".to_owned(),
         "--disable-admission-plugins=ServiceAccount".to_owned(),
         "--allow-privileged=true".to_owned(),
         "--v=1".to_owned(),
