@@ -110,7 +110,7 @@ pub enum Error {
     },
 
     /// An object could not be converted to or from JSON.
-    #[error("cannot encode {kind} {name}")]
+    #[error("cannot encode {kind} {name}: {source}")]
     Encode {
         /// Kind of the object.
         kind: String,
@@ -122,7 +122,7 @@ pub enum Error {
     },
 
     /// The API server refused or failed a request.
-    #[error("{verb} {kind} {namespace}/{name} failed")]
+    #[error("{verb} {kind} {namespace}/{name} failed: {source}")]
     Kube {
         /// What was attempted (`apply`, `get`).
         verb: &'static str,

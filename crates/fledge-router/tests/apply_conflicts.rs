@@ -103,7 +103,11 @@ async fn conflicts_that_persist_and_other_refusals_are_returned() {
         .await
         .unwrap_err();
     assert!(matches!(&err, Error::Kube { verb: "apply", .. }), "{err}");
-    assert_eq!(err.to_string(), "apply VirtualService test/podinfo failed");
+    assert!(
+        err.to_string()
+            .starts_with("apply VirtualService test/podinfo failed: "),
+        "the API server's reason follows: {err}"
+    );
     let err = applier
         .apply_object(&desired.resource, "test", &desired.object)
         .await
