@@ -85,6 +85,21 @@ where
 }
 
 impl Caches {
+    /// Whether every cache holds its first list. Until then a tick would see a partial
+    /// world (a primary missing after a restart, say) and must not act on it.
+    pub fn synced(&self) -> bool {
+        use futures::FutureExt;
+        let ready = |wait: Option<Result<(), reflector::store::WriterDropped>>| {
+            matches!(wait, Some(Ok(())))
+        };
+        ready(self.deployments.wait_until_ready().now_or_never())
+            && ready(self.daemon_sets.wait_until_ready().now_or_never())
+            && ready(self.config_maps.wait_until_ready().now_or_never())
+            && ready(self.secrets.wait_until_ready().now_or_never())
+            && ready(self.metric_templates.wait_until_ready().now_or_never())
+            && ready(self.alert_providers.wait_until_ready().now_or_never())
+    }
+
     /// Whether `namespace` is cached, so that a miss means the object does not exist.
     pub fn holds(&self, namespace: &str) -> bool {
         self.namespace.as_deref().is_none_or(|ns| ns == namespace)

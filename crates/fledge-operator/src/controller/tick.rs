@@ -35,6 +35,9 @@ use crate::workload::{TargetKind, canary_namespace, primary_name};
 /// How long to wait before looking again for a target that does not exist (yet).
 const MISSING_TARGET_RETRY: Duration = Duration::from_secs(10);
 
+/// How soon a tick that came before the watch caches synced is tried again.
+const CACHE_SYNC_RETRY: Duration = Duration::from_millis(250);
+
 /// How often a Canary being deleted looks again at its restored target (Flagger backs off
 /// from 3 s).
 const TERMINATION_RETRY: Duration = Duration::from_secs(3);
@@ -52,6 +55,10 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Requeue
 }
 
 async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
+    if !ctx.caches.synced() {
+        tracing::debug!("waiting for the watch caches");
+        return Ok(Requeue::requeue(CACHE_SYNC_RETRY));
+    }
     let key = ObjectRef::from_obj(canary);
     let deletion = finalizer::deletion(canary);
     if let Some(requeue) = settle_finalizer_and_validity(canary, ctx, deletion, &key).await? {
