@@ -83,7 +83,18 @@ async fn settle_finalizer_and_validity(
         ctx.pacing.forget(key);
         return Ok(Some(Requeue::await_change()));
     }
-    let problems = fledge_api::validation::check_canary(canary);
+    let mut problems = fledge_api::validation::check_canary(canary);
+    if problems.is_empty() && TargetKind::of(canary).is_err() {
+        // Flagger also releases Services (`targetRef.kind: Service`); this operator does not
+        // yet, and says so on the Canary instead of failing every few seconds.
+        problems.push(fledge_api::validation::Problem::new(
+            "spec.targetRef.kind",
+            format!(
+                "{:?} is not supported by fledge-operator yet; use Deployment or DaemonSet",
+                canary.spec.target_ref.kind.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
     if !problems.is_empty() {
         if deletion == Deletion::Revert {
             tracing::error!(
