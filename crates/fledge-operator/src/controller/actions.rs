@@ -4,7 +4,6 @@
 use fledge_api::Canary;
 use fledge_engine::{Action, RouteTarget};
 use fledge_router::{Router, Routes, ServiceRouter, ServiceTarget};
-use kube::api::{Api, DynamicObject};
 
 use crate::controller::Context;
 use crate::error::{Error, Result};
@@ -40,12 +39,9 @@ impl Execution<'_> {
                         self.primary,
                     )
                     .await?;
-                let selector = selector_label(self.target, applier.settings())?;
-                ServiceRouter::new(self.ctx.client.clone())
-                    .reconcile(
-                        self.canary,
-                        &ServiceTarget::new(selector.key, selector.value),
-                    )
+                let (services, selector) = self.apex_services()?;
+                services
+                    .reconcile(self.canary, &selector)
                     .await
                     .map_err(Error::Router)?;
                 self.router
@@ -81,16 +77,11 @@ impl Execution<'_> {
             // below its own minimum, and scaling to zero goes through spec.replicas.
             Action::PauseCanaryAutoscaler | Action::ResumeCanaryAutoscaler => {}
             Action::CallWebhook { name, phase, .. } => {
-                let hook = self
-                    .canary
-                    .analysis()
-                    .and_then(|a| a.webhooks.iter().find(|h| &h.name == name));
-                let outcome = match hook {
-                    Some(hook) => self.ctx.webhooks.call(self.canary, hook, *phase).await,
-                    None => {
-                        fledge_engine::WebhookOutcome::Failed(format!("no webhook named {name:?}"))
-                    }
-                };
+                let outcome = self
+                    .ctx
+                    .webhooks
+                    .call_named(self.canary, name, *phase)
+                    .await;
                 return Ok(Some(
                     self.rollout.post_rollout_event(name, *phase, &outcome),
                 ));
@@ -106,17 +97,23 @@ impl Execution<'_> {
                     .finalize(self.canary)
                     .await
                     .map_err(Error::Router)?;
-                let selector = selector_label(self.target, applier.settings())?;
-                ServiceRouter::new(self.ctx.client.clone())
-                    .finalize(
-                        self.canary,
-                        &ServiceTarget::new(selector.key, selector.value),
-                    )
+                let (services, selector) = self.apex_services()?;
+                services
+                    .finalize(self.canary, &selector)
                     .await
                     .map_err(Error::Router)?;
             }
         }
         Ok(None)
+    }
+
+    /// The apex, primary and canary Services' router and the selector they route by.
+    fn apex_services(&self) -> Result<(ServiceRouter, ServiceTarget)> {
+        let selector = selector_label(self.target, self.ctx.applier.settings())?;
+        Ok((
+            ServiceRouter::new(self.ctx.client.clone()),
+            ServiceTarget::new(selector.key, selector.value),
+        ))
     }
 
     async fn reconcile_primary_autoscaler(&self) -> Result<()> {
@@ -132,19 +129,18 @@ impl Execution<'_> {
             return Ok(());
         }
         let namespace = canary_namespace(self.canary)?;
-        let version = self.ctx.autoscaling;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.ctx.client.clone(), namespace, &version.resource());
-        let kind = "HorizontalPodAutoscaler";
-        let target = api
-            .get(&reference.name)
-            .await
-            .map_err(|e| Error::kube("get", kind, namespace, &reference.name, e))?;
+        let target = self
+            .ctx
+            .autoscaler(namespace, &reference.name)
+            .await?
+            .ok_or_else(|| Error::Autoscaler {
+                namespace: namespace.to_owned(),
+                name: reference.name.clone(),
+                reason: "not found; create it or remove spec.autoscalerRef".to_owned(),
+            })?;
         let primary_name = format!("{}{PRIMARY_SUFFIX}", reference.name);
-        let existing = api
-            .get_opt(&primary_name)
-            .await
-            .map_err(|e| Error::kube("get", kind, namespace, &primary_name, e))?;
+        let existing = self.ctx.autoscaler(namespace, &primary_name).await?;
+        let version = self.ctx.autoscaling;
         self.ctx
             .applier
             .reconcile_primary_autoscaler(self.canary, version, &target, existing.as_ref())

@@ -3,7 +3,6 @@
 //! notifier of `-slack-url` / `-msteams-url` when it lists none. Sending never waits for a
 //! chat service: the dispatcher posts in the background.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -97,18 +96,10 @@ impl ProviderDirectory for CachedDirectory {
         namespace: &str,
         name: &str,
     ) -> std::result::Result<Option<ProviderSecret>, LookupError> {
-        let caches = &self.caches;
-        let secret = caches
-            .get_or_read(&caches.secrets, &self.client, namespace, name)
+        let data = self
+            .caches
+            .secret_data(&self.client, namespace, name)
             .await?;
-        Ok(secret.map(|secret| {
-            let data: BTreeMap<String, Vec<u8>> = secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(key, value)| (key, value.0))
-                .collect();
-            ProviderSecret::new(name, data)
-        }))
+        Ok(data.map(|data| ProviderSecret::new(name, data)))
     }
 }

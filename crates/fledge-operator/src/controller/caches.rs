@@ -134,6 +134,30 @@ impl Caches {
             .await
     }
 
+    /// The decoded `data` of the Secret `namespace/name` (credentials of a MetricTemplate or
+    /// an AlertProvider), from the cache as [`Caches::get_or_read`] reads.
+    ///
+    /// # Errors
+    /// The API server's answer when the Secret is read and the read fails.
+    pub async fn secret_data(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, Vec<u8>>>, kube::Error> {
+        let secret = self
+            .get_or_read(&self.secrets, client, namespace, name)
+            .await?;
+        Ok(secret.map(|secret| {
+            secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, value)| (key, value.0))
+                .collect()
+        }))
+    }
+
     /// The Deployment or DaemonSet `namespace/name`, when cached.
     pub fn workload(&self, kind: TargetKind, namespace: &str, name: &str) -> Option<Workload> {
         match kind {

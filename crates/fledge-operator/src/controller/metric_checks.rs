@@ -93,9 +93,9 @@ async fn query(
                 )
             })?;
         let secret = match &template.spec.provider.secret_ref {
-            Some(secret_ref) => {
-                let secret = caches
-                    .get_or_read(&caches.secrets, &ctx.client, namespace, &secret_ref.name)
+            Some(secret_ref) => Some(
+                caches
+                    .secret_data(&ctx.client, namespace, &secret_ref.name)
                     .await
                     .map_err(|e| {
                         format!(
@@ -108,16 +108,8 @@ async fn query(
                             "Secret {}.{namespace} of MetricTemplate {} not found",
                             secret_ref.name, reference.name
                         )
-                    })?;
-                Some(
-                    secret
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0))
-                        .collect::<BTreeMap<_, _>>(),
-                )
-            }
+                    })?,
+            ),
             None => None,
         };
         let settings = ProviderSettings::from_template_provider(

@@ -69,6 +69,33 @@ pub struct Context {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
+impl Context {
+    /// The HorizontalPodAutoscaler `namespace/name` (of the served `autoscaling` version),
+    /// from its watch cache once that holds its list, else read from the API server.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when the API server is asked and the read fails.
+    pub async fn autoscaler(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<kube::api::DynamicObject>> {
+        let resource = self.autoscaling.resource();
+        match self.lazy.get(&resource, namespace, name) {
+            lazy_caches::Cached::Found(hpa) => Ok(Some(Arc::unwrap_or_clone(hpa))),
+            lazy_caches::Cached::Absent => Ok(None),
+            lazy_caches::Cached::Unknown => Api::<kube::api::DynamicObject>::namespaced_with(
+                self.client.clone(),
+                namespace,
+                &resource,
+            )
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::kube("get", "HorizontalPodAutoscaler", namespace, name, e)),
+        }
+    }
+}
+
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")

@@ -10,7 +10,7 @@ use fledge_engine::{
 };
 use fledge_router::Router;
 use kube::Resource;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -357,24 +357,7 @@ async fn autoscaler_min_replicas(
     }) else {
         return Ok(None);
     };
-    let resource = ctx.autoscaling.resource();
-    let hpa = match ctx.lazy.get(&resource, namespace, &reference.name) {
-        Cached::Found(hpa) => Some(Arc::unwrap_or_clone(hpa)),
-        Cached::Absent => None,
-        Cached::Unknown => {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(ctx.client.clone(), namespace, &resource);
-            api.get_opt(&reference.name).await.map_err(|e| {
-                Error::kube(
-                    "get",
-                    "HorizontalPodAutoscaler",
-                    namespace,
-                    &reference.name,
-                    e,
-                )
-            })?
-        }
-    };
+    let hpa = ctx.autoscaler(namespace, &reference.name).await?;
     hpa.as_ref().map(min_replicas).transpose()
 }
 
@@ -386,13 +369,10 @@ async fn run_webhook_checks(
 ) -> std::collections::BTreeMap<String, WebhookOutcome> {
     let mut outcomes = std::collections::BTreeMap::new();
     for request in &needs.webhooks {
-        let hook = canary
-            .analysis()
-            .and_then(|a| a.webhooks.iter().find(|h| h.name == request.name));
-        let outcome = match hook {
-            Some(hook) => ctx.webhooks.call(canary, hook, request.phase).await,
-            None => WebhookOutcome::Failed(format!("no webhook named {:?}", request.name)),
-        };
+        let outcome = ctx
+            .webhooks
+            .call_named(canary, &request.name, request.phase)
+            .await;
         tracing::debug!(webhook = %request.name, ?outcome, "webhook called");
         outcomes.insert(request.name.clone(), outcome);
     }

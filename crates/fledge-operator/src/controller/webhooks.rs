@@ -45,6 +45,22 @@ impl WebhookCaller {
         })
     }
 
+    /// Calls the canary's webhook `name` for `phase`; a name the canary does not list fails.
+    pub async fn call_named(
+        &self,
+        canary: &Canary,
+        name: &str,
+        phase: CanaryPhase,
+    ) -> WebhookOutcome {
+        let hook = canary
+            .analysis()
+            .and_then(|a| a.webhooks.iter().find(|h| h.name == name));
+        match hook {
+            Some(hook) => self.call(canary, hook, phase).await,
+            None => WebhookOutcome::Failed(format!("no webhook named {name:?}")),
+        }
+    }
+
     /// Calls `hook` with the payload of `canary` in `phase`.
     pub async fn call(
         &self,
