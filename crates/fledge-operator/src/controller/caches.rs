@@ -38,6 +38,8 @@ pub struct Caches {
     pub alert_providers: Store<AlertProvider>,
     /// The namespace the caches hold (`None`: all). Objects elsewhere are read from the API.
     pub namespace: Option<String>,
+    /// Set once every store above holds its first list (by [`Caches::wait_until_synced`]).
+    pub synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -88,16 +90,33 @@ impl Caches {
     /// Whether every cache holds its first list. Until then a tick would see a partial
     /// world (a primary missing after a restart, say) and must not act on it.
     pub fn synced(&self) -> bool {
-        use futures::FutureExt;
-        let ready = |wait: Option<Result<(), reflector::store::WriterDropped>>| {
-            matches!(wait, Some(Ok(())))
-        };
-        ready(self.deployments.wait_until_ready().now_or_never())
-            && ready(self.daemon_sets.wait_until_ready().now_or_never())
-            && ready(self.config_maps.wait_until_ready().now_or_never())
-            && ready(self.secrets.wait_until_ready().now_or_never())
-            && ready(self.metric_templates.wait_until_ready().now_or_never())
-            && ready(self.alert_providers.wait_until_ready().now_or_never())
+        self.synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until every cache holds its first list, then marks the caches synced; `false`
+    /// when a reflector ended first.
+    ///
+    /// Only one task may wait: a store's readiness is a oneshot channel that wakes the last
+    /// task that polled it, so a second poller (even a `now_or_never` check) would leave
+    /// this one asleep for good. Ticks read [`Caches::synced`] instead.
+    pub async fn wait_until_synced(&self) -> bool {
+        let synced = futures::future::join3(
+            futures::future::join4(
+                self.deployments.wait_until_ready(),
+                self.daemon_sets.wait_until_ready(),
+                self.config_maps.wait_until_ready(),
+                self.secrets.wait_until_ready(),
+            ),
+            self.metric_templates.wait_until_ready(),
+            self.alert_providers.wait_until_ready(),
+        )
+        .await;
+        let all = matches!(synced, ((Ok(()), Ok(()), Ok(()), Ok(())), Ok(()), Ok(())));
+        if all {
+            self.synced
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        all
     }
 
     /// Whether `namespace` is cached, so that a miss means the object does not exist.
@@ -258,5 +277,56 @@ impl Caches {
             })
             .map(|c| ObjectRef::from_obj(c.as_ref()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_caches_are_synced_once_every_store_holds_its_first_list() {
+        let (deployments, mut deployment_writer) = reflector::store();
+        let (daemon_sets, mut daemon_set_writer) = reflector::store();
+        let (config_maps, mut config_map_writer) = reflector::store();
+        let (secrets, mut secret_writer) = reflector::store();
+        let (metric_templates, mut template_writer) = reflector::store();
+        let (alert_providers, mut provider_writer) = reflector::store();
+        let caches = Caches {
+            deployments,
+            daemon_sets,
+            config_maps,
+            secrets,
+            metric_templates,
+            alert_providers,
+            namespace: None,
+            synced: Arc::default(),
+        };
+        let waiting = tokio::spawn({
+            let caches = caches.clone();
+            async move { caches.wait_until_synced().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!caches.synced(), "no store holds its list yet");
+
+        deployment_writer.apply_watcher_event(&watcher::Event::InitDone);
+        daemon_set_writer.apply_watcher_event(&watcher::Event::InitDone);
+        config_map_writer.apply_watcher_event(&watcher::Event::InitDone);
+        secret_writer.apply_watcher_event(&watcher::Event::InitDone);
+        template_writer.apply_watcher_event(&watcher::Event::InitDone);
+        // Ticks asking in between must not keep the waiting task from being woken (a store's
+        // readiness wakes only the last task that polled it).
+        for _ in 0..3 {
+            assert!(!caches.synced(), "the AlertProviders are not listed yet");
+            tokio::task::yield_now().await;
+        }
+        provider_writer.apply_watcher_event(&watcher::Event::InitDone);
+
+        let synced = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting task is woken")
+            .expect("it does not panic");
+        assert!(synced);
+        assert!(caches.synced());
     }
 }

@@ -150,6 +150,7 @@ pub async fn run_with(
         metric_templates,
         alert_providers,
         namespace: namespace.map(str::to_owned),
+        synced: Arc::default(),
     };
     let ctx = Arc::new(context(config, &client, caches.clone(), telemetry.clone()).await?);
 
@@ -255,18 +256,7 @@ async fn context(
 /// Logs `Watch caches synced` once every cache of dependencies holds its initial list, and
 /// from then on `/readyz` answers 200.
 async fn announce_synced(caches: Caches, telemetry: Arc<crate::telemetry::Telemetry>) {
-    let synced = futures::future::join3(
-        futures::future::join4(
-            caches.deployments.wait_until_ready(),
-            caches.daemon_sets.wait_until_ready(),
-            caches.config_maps.wait_until_ready(),
-            caches.secrets.wait_until_ready(),
-        ),
-        caches.metric_templates.wait_until_ready(),
-        caches.alert_providers.wait_until_ready(),
-    )
-    .await;
-    if matches!(synced, ((Ok(()), Ok(()), Ok(()), Ok(())), Ok(()), Ok(()))) {
+    if caches.wait_until_synced().await {
         tracing::info!("Watch caches synced");
         telemetry.set_readiness(crate::telemetry::Readiness::Synced);
     }

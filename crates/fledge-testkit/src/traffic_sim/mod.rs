@@ -393,9 +393,23 @@ async fn refresh_all(state: &Mutex<State>, client: &kube::Client) {
         .map(|s| s.apps.iter().map(|a| a.app.clone()).collect())
         .unwrap_or_default();
     for app in apps {
+        // Routes first, then the versions: an operator routes to a version only once it is
+        // ready and scales one down only after routing away from it, so versions read after
+        // the routes are never older than the routes (the other order sends requests to a
+        // version the sim still believes unready, for up to one refresh).
+        let routes = read_routes(client, &app).await;
         let primary = behaviour(client, &app.namespace, &format!("{}-primary", app.target)).await;
         let canary = behaviour(client, &app.namespace, &app.target).await;
-        let routes = read_routes(client, &app, primary.is_some()).await;
+        let routes = routes.unwrap_or_else(|| {
+            // Nothing routes yet: the user's own Service selects the target's pods, unless a
+            // serving primary exists (a router the sim does not read).
+            let fallback = if primary.as_ref().is_some_and(|p| p.available) {
+                Version::Primary
+            } else {
+                Version::Canary
+            };
+            RouteTable::single(fallback, "no routing resource")
+        });
         if let Ok(mut state) = state.lock()
             && let Some(entry) = state
                 .apps
@@ -424,8 +438,9 @@ async fn behaviour(client: &kube::Client, namespace: &str, name: &str) -> Option
     }
 }
 
-/// Reads the first routing resource that exists for the app, in the order of the module docs.
-async fn read_routes(client: &kube::Client, app: &SimApp, has_primary: bool) -> RouteTable {
+/// Reads the first routing resource that exists for the app, in the order of the module docs;
+/// `None` when there is none.
+async fn read_routes(client: &kube::Client, app: &SimApp) -> Option<RouteTable> {
     let names = Names {
         service: app.service.clone(),
     };
@@ -457,7 +472,7 @@ async fn read_routes(client: &kube::Client, app: &SimApp, has_primary: bool) -> 
     .await
         && let Some(table) = parsed(routes::from_virtual_service(&vs, &names))
     {
-        return table;
+        return Some(table);
     }
     if let Some(route) = get(
         "gateway.networking.k8s.io",
@@ -468,7 +483,7 @@ async fn read_routes(client: &kube::Client, app: &SimApp, has_primary: bool) -> 
     .await
         && let Some(table) = parsed(routes::from_http_route(&route, &names))
     {
-        return table;
+        return Some(table);
     }
     for version in ["v1alpha3", "v1alpha2", "v1alpha1"] {
         if let Some(split) = get(
@@ -479,7 +494,7 @@ async fn read_routes(client: &kube::Client, app: &SimApp, has_primary: bool) -> 
         )
         .await
         {
-            return routes::from_traffic_split(&split, &names);
+            return Some(routes::from_traffic_split(&split, &names));
         }
     }
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &app.namespace);
@@ -488,19 +503,14 @@ async fn read_routes(client: &kube::Client, app: &SimApp, has_primary: bool) -> 
         && let Some(table) = parsed(routes::from_canary_ingress(&value))
         && !table.routes.is_empty()
     {
-        return table;
+        return Some(table);
     }
     let services: Api<Service> = Api::namespaced(client.clone(), &app.namespace);
     if let Ok(Some(service)) = services.get_opt(&app.service).await
         && let Ok(value) = serde_json::to_value(&service)
         && let Some(table) = routes::from_service_selector(&value, &app.target)
     {
-        return table;
+        return Some(table);
     }
-    let fallback = if has_primary {
-        Version::Primary
-    } else {
-        Version::Canary
-    };
-    RouteTable::single(fallback, "no routing resource")
+    None
 }
