@@ -9,7 +9,7 @@ use fledge_api::{AlertProvider, Canary, MetricTemplate};
 use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -32,6 +32,8 @@ pub struct Caches {
     pub config_maps: Store<ConfigMap>,
     /// Secrets (tracked configs and their copies, credentials of templates and providers).
     pub secrets: Store<Secret>,
+    /// Services (targets of `kind: Service`, and the apex, primary and canary Services).
+    pub services: Store<Service>,
     /// MetricTemplates.
     pub metric_templates: Store<MetricTemplate>,
     /// AlertProviders.
@@ -49,6 +51,7 @@ impl std::fmt::Debug for Caches {
             .field("daemon_sets", &self.daemon_sets.state().len())
             .field("config_maps", &self.config_maps.state().len())
             .field("secrets", &self.secrets.state().len())
+            .field("services", &self.services.state().len())
             .field("metric_templates", &self.metric_templates.state().len())
             .field("alert_providers", &self.alert_providers.state().len())
             .finish_non_exhaustive()
@@ -100,18 +103,22 @@ impl Caches {
     /// task that polled it, so a second poller (even a `now_or_never` check) would leave
     /// this one asleep for good. Ticks read [`Caches::synced`] instead.
     pub async fn wait_until_synced(&self) -> bool {
-        let synced = futures::future::join3(
+        let synced = futures::future::join4(
             futures::future::join4(
                 self.deployments.wait_until_ready(),
                 self.daemon_sets.wait_until_ready(),
                 self.config_maps.wait_until_ready(),
                 self.secrets.wait_until_ready(),
             ),
+            self.services.wait_until_ready(),
             self.metric_templates.wait_until_ready(),
             self.alert_providers.wait_until_ready(),
         )
         .await;
-        let all = matches!(synced, ((Ok(()), Ok(()), Ok(()), Ok(())), Ok(()), Ok(())));
+        let all = matches!(
+            synced,
+            ((Ok(()), Ok(()), Ok(()), Ok(())), Ok(()), Ok(()), Ok(()))
+        );
         if all {
             self.synced
                 .store(true, std::sync::atomic::Ordering::Release);
@@ -189,6 +196,34 @@ impl Caches {
                 .get(&ObjectRef::new(name).within(namespace))
                 .map(|d| Workload::DaemonSet(Arc::unwrap_or_clone(d))),
         }
+    }
+
+    /// The canaries a change to the Service `namespace/name` concerns: those targeting it
+    /// (`kind: Service`, or its `-primary`/`-canary` copies) and those whose apex, primary or
+    /// canary Service it is.
+    pub fn canaries_of_service(
+        canaries: &Store<Canary>,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Vec<ObjectRef<Canary>> {
+        let (Some(namespace), Some(name)) = (namespace, name) else {
+            return Vec::new();
+        };
+        let target = name
+            .strip_suffix(PRIMARY_SUFFIX)
+            .or_else(|| name.strip_suffix("-canary"))
+            .unwrap_or(name);
+        canaries
+            .state()
+            .iter()
+            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|c| {
+                let names = c.spec.service_names();
+                c.spec.target_ref.name == target
+                    || [names.apex, names.primary, names.canary].contains(&name.to_owned())
+            })
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect()
     }
 
     /// The referenced configs and their `-primary` copies, as far as cached.
@@ -290,6 +325,7 @@ mod tests {
         let (daemon_sets, mut daemon_set_writer) = reflector::store();
         let (config_maps, mut config_map_writer) = reflector::store();
         let (secrets, mut secret_writer) = reflector::store();
+        let (services, mut service_writer) = reflector::store();
         let (metric_templates, mut template_writer) = reflector::store();
         let (alert_providers, mut provider_writer) = reflector::store();
         let caches = Caches {
@@ -297,6 +333,7 @@ mod tests {
             daemon_sets,
             config_maps,
             secrets,
+            services,
             metric_templates,
             alert_providers,
             namespace: None,
@@ -313,6 +350,7 @@ mod tests {
         daemon_set_writer.apply_watcher_event(&watcher::Event::InitDone);
         config_map_writer.apply_watcher_event(&watcher::Event::InitDone);
         secret_writer.apply_watcher_event(&watcher::Event::InitDone);
+        service_writer.apply_watcher_event(&watcher::Event::InitDone);
         template_writer.apply_watcher_event(&watcher::Event::InitDone);
         // Ticks asking in between must not keep the waiting task from being woken (a store's
         // readiness wakes only the last task that polled it).

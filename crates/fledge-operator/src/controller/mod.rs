@@ -1,5 +1,5 @@
 //! The kube-runtime Controller over Canaries: it watches Canaries and what they depend on
-//! (Deployments, DaemonSets, ConfigMaps, Secrets), keeps those in watch caches, and ticks
+//! (Deployments, DaemonSets, ConfigMaps, Secrets, Services), keeps those in watch caches, and ticks
 //! each canary ([`tick::reconcile`]) when something it depends on changes and at its
 //! analysis interval.
 
@@ -19,7 +19,7 @@ use std::time::Duration;
 use fledge_api::{AlertProvider, Canary, MetricTemplate};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::Api;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -140,6 +140,7 @@ pub async fn run_with(
     let (daemon_sets, daemon_set_events) = reflect::<DaemonSet>(&client, namespace);
     let (config_maps, config_map_events) = reflect::<ConfigMap>(&client, namespace);
     let (secrets, secret_events) = reflect::<Secret>(&client, namespace);
+    let (services, service_events) = reflect::<Service>(&client, namespace);
     let (metric_templates, template_events) = reflect::<MetricTemplate>(&client, namespace);
     let (alert_providers, provider_events) = reflect::<AlertProvider>(&client, namespace);
     let caches = Caches {
@@ -147,6 +148,7 @@ pub async fn run_with(
         daemon_sets,
         config_maps,
         secrets,
+        services,
         metric_templates,
         alert_providers,
         namespace: namespace.map(str::to_owned),
@@ -163,6 +165,7 @@ pub async fn run_with(
     telemetry.count_canaries(store.clone());
     tokio::spawn(announce_synced(caches.clone(), telemetry));
     let (for_deployments, for_daemon_sets) = (store.clone(), store.clone());
+    let for_services = store.clone();
     let (for_config_maps, for_secrets) = ((store.clone(), caches.clone()), (store, caches));
     controller
         .watches_stream(deployment_events, move |d: Deployment| {
@@ -193,6 +196,13 @@ pub async fn run_with(
             caches.canaries_of_config(
                 store,
                 ConfigKind::Secret,
+                s.metadata.namespace.as_deref(),
+                s.metadata.name.as_deref(),
+            )
+        })
+        .watches_stream(service_events, move |s: Service| {
+            Caches::canaries_of_service(
+                &for_services,
                 s.metadata.namespace.as_deref(),
                 s.metadata.name.as_deref(),
             )
