@@ -6,8 +6,8 @@ use fledge_engine::{Action, RouteTarget};
 use fledge_router::{Router, Routes, ServiceRouter, ServiceTarget};
 
 use crate::controller::Context;
+use crate::controller::target::Target;
 use crate::error::{Error, Result};
-use crate::workload::config_tracking::{ConfigSources, TrackedConfigs};
 use crate::workload::labels::PRIMARY_SUFFIX;
 use crate::workload::primary::selector_label;
 use crate::workload::{Workload, canary_namespace};
@@ -17,10 +17,7 @@ pub(crate) struct Execution<'a> {
     pub ctx: &'a Context,
     pub rollout: &'a fledge_engine::Rollout,
     pub canary: &'a Canary,
-    pub target: &'a Workload,
-    pub configs: &'a TrackedConfigs,
-    pub sources: &'a ConfigSources,
-    pub primary: Option<&'a Workload>,
+    pub target: &'a Target,
     pub router: &'a dyn Router,
 }
 
@@ -28,55 +25,46 @@ impl Execution<'_> {
     /// Carries out one action; a post-rollout hook's outcome comes back as the event to record.
     pub async fn carry_out(&self, action: &Action) -> Result<Option<fledge_engine::Event>> {
         let applier = &self.ctx.applier;
-        match action {
-            Action::InitializePrimary => {
-                applier
-                    .ensure_primary(
-                        self.canary,
-                        self.target,
-                        self.configs,
-                        self.sources,
-                        self.primary,
-                    )
-                    .await?;
-                let (services, selector) = self.apex_services()?;
-                services
-                    .reconcile(self.canary, &selector)
-                    .await
-                    .map_err(Error::Router)?;
-                self.router
-                    .reconcile(self.canary)
-                    .await
-                    .map_err(Error::Router)?;
-            }
-            Action::SetRoutes(target) => {
+        match (action, self.target) {
+            (Action::InitializePrimary, _) => self.initialize().await?,
+            (Action::SetRoutes(target), _) => {
                 self.router
                     .set_routes(self.canary, routes(target))
                     .await
                     .map_err(Error::Router)?;
             }
-            Action::ScaleCanary { replicas } => {
-                applier.scale_target(self.target, *replicas).await?;
+            (Action::ScaleCanary { replicas }, Target::Workload(w)) => {
+                applier.scale_target(&w.target, *replicas).await?;
             }
-            Action::ScaleCanaryToZero => {
-                applier.scale_target(self.target, 0).await?;
+            (Action::ScaleCanaryToZero, Target::Workload(w)) => {
+                applier.scale_target(&w.target, 0).await?;
             }
-            Action::PromotePrimary => {
+            (Action::PromotePrimary, Target::Workload(w)) => {
                 applier
                     .promote(
                         self.canary,
-                        self.target,
-                        self.configs,
-                        self.sources,
-                        self.primary,
+                        &w.target,
+                        &w.configs,
+                        &w.sources,
+                        w.primary.as_ref(),
                     )
                     .await?;
             }
-            Action::ReconcilePrimaryAutoscaler => self.reconcile_primary_autoscaler().await?,
+            (Action::PromotePrimary, Target::Service(s)) => {
+                applier
+                    .promote_service(self.canary, &s.target, s.primary.as_ref())
+                    .await?;
+            }
+            (Action::ReconcilePrimaryAutoscaler, _) => self.reconcile_primary_autoscaler().await?,
             // Like Flagger's HPA reconciler: the target's autoscaler cannot scale a target
-            // below its own minimum, and scaling to zero goes through spec.replicas.
-            Action::PauseCanaryAutoscaler | Action::ResumeCanaryAutoscaler => {}
-            Action::CallWebhook { name, phase, .. } => {
+            // below its own minimum, and scaling to zero goes through spec.replicas. A Service
+            // target has no replicas at all (Flagger's ServiceController does nothing either).
+            (Action::PauseCanaryAutoscaler | Action::ResumeCanaryAutoscaler, _)
+            | (
+                Action::ScaleCanary { .. } | Action::ScaleCanaryToZero | Action::RevertTarget,
+                Target::Service(_),
+            ) => {}
+            (Action::CallWebhook { name, phase, .. }, _) => {
                 let outcome = self
                     .ctx
                     .webhooks
@@ -86,30 +74,62 @@ impl Execution<'_> {
                     self.rollout.post_rollout_event(name, *phase, &outcome),
                 ));
             }
-            Action::RevertTarget => {
-                let replicas = self.primary.map_or(1, |primary| {
+            (Action::RevertTarget, Target::Workload(w)) => {
+                let replicas = w.primary.as_ref().map_or(1, |primary| {
                     crate::workload::primary::primary_replicas(primary, None, false).unsigned_abs()
                 });
-                applier.scale_target(self.target, replicas).await?;
+                applier.scale_target(&w.target, replicas).await?;
             }
-            Action::RevertRouting => {
-                self.router
-                    .finalize(self.canary)
-                    .await
-                    .map_err(Error::Router)?;
-                let (services, selector) = self.apex_services()?;
-                services
-                    .finalize(self.canary, &selector)
-                    .await
-                    .map_err(Error::Router)?;
-            }
+            (Action::RevertRouting, _) => self.revert_routing().await?,
         }
         Ok(None)
     }
 
+    /// The primary and the apex, primary and canary Services, then the mesh routes. A
+    /// Service target's copies are kept on every tick and its apex is the user's own.
+    async fn initialize(&self) -> Result<()> {
+        if let Target::Workload(w) = self.target {
+            self.ctx
+                .applier
+                .ensure_primary(
+                    self.canary,
+                    &w.target,
+                    &w.configs,
+                    &w.sources,
+                    w.primary.as_ref(),
+                )
+                .await?;
+            let (services, selector) = self.apex_services(&w.target)?;
+            services
+                .reconcile(self.canary, &selector)
+                .await
+                .map_err(Error::Router)?;
+        }
+        self.router
+            .reconcile(self.canary)
+            .await
+            .map_err(Error::Router)
+    }
+
+    /// Gives back the mesh routes, then the apex Service a workload target's canary adopted.
+    async fn revert_routing(&self) -> Result<()> {
+        self.router
+            .finalize(self.canary)
+            .await
+            .map_err(Error::Router)?;
+        if let Target::Workload(w) = self.target {
+            let (services, selector) = self.apex_services(&w.target)?;
+            services
+                .finalize(self.canary, &selector)
+                .await
+                .map_err(Error::Router)?;
+        }
+        Ok(())
+    }
+
     /// The apex, primary and canary Services' router and the selector they route by.
-    fn apex_services(&self) -> Result<(ServiceRouter, ServiceTarget)> {
-        let selector = selector_label(self.target, self.ctx.applier.settings())?;
+    fn apex_services(&self, target: &Workload) -> Result<(ServiceRouter, ServiceTarget)> {
+        let selector = selector_label(target, self.ctx.applier.settings())?;
         Ok((
             ServiceRouter::new(self.ctx.client.clone()),
             ServiceTarget::new(selector.key, selector.value),

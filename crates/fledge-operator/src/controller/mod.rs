@@ -9,6 +9,7 @@ pub mod caches;
 pub mod finalizer;
 pub mod lazy_caches;
 pub mod metric_checks;
+pub mod target;
 pub mod tick;
 pub mod webhooks;
 

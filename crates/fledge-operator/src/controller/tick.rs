@@ -23,14 +23,12 @@ use crate::controller::alerts;
 use crate::controller::finalizer::{self, Deletion, FINALIZER};
 use crate::controller::lazy_caches::Cached;
 use crate::controller::metric_checks::run_metric_checks;
+use crate::controller::target::{Kind, Target};
 use crate::error::{Error, Result};
 use crate::workload::apply::FIELD_MANAGER;
 use crate::workload::autoscaler::min_replicas;
+use crate::workload::canary_namespace;
 use crate::workload::checksum::json_hash;
-use crate::workload::config_tracking::{ConfigSources, TrackedConfigs, referenced_configs};
-use crate::workload::revision::revision;
-use crate::workload::state::workload_state;
-use crate::workload::{TargetKind, canary_namespace, primary_name};
 
 /// How long to wait before looking again for a target that does not exist (yet).
 const MISSING_TARGET_RETRY: Duration = Duration::from_secs(10);
@@ -84,13 +82,13 @@ async fn settle_finalizer_and_validity(
         return Ok(Some(Requeue::await_change()));
     }
     let mut problems = fledge_api::validation::check_canary(canary);
-    if problems.is_empty() && TargetKind::of(canary).is_err() {
-        // Flagger also releases Services (`targetRef.kind: Service`); this operator does not
-        // yet, and says so on the Canary instead of failing every few seconds.
+    if problems.is_empty() && Kind::of(canary).is_err() {
+        // A Knative Service, say: said on the Canary instead of failing every few seconds.
         problems.push(fledge_api::validation::Problem::new(
             "spec.targetRef.kind",
             format!(
-                "{:?} is not supported by fledge-operator yet; use Deployment or DaemonSet",
+                "{} {:?} is not supported by fledge-operator yet; use a Deployment, a DaemonSet or a v1 Service",
+                canary.spec.target_ref.api_version.as_deref().unwrap_or_default(),
                 canary.spec.target_ref.kind.as_deref().unwrap_or_default()
             ),
         ));
@@ -125,9 +123,9 @@ async fn run_engine(
     let started = Instant::now();
     let namespace = canary_namespace(canary)?;
     let rollout = Rollout::new(canary, Some(&ctx.default_provider)).map_err(Error::Engine)?;
-    let kind = TargetKind::of(canary)?;
+    let kind = Kind::of(canary)?;
     let target_name = &canary.spec.target_ref.name;
-    let Some(target) = ctx.caches.workload(kind, namespace, target_name) else {
+    let Some(target) = Target::read(ctx, canary, namespace, kind)? else {
         if deleting {
             tracing::warn!(
                 "{} {target_name}.{namespace} not found, nothing to revert",
@@ -140,8 +138,7 @@ async fn run_engine(
         tracing::warn!("{} {target_name}.{namespace} not found", kind.as_str());
         return Ok(Requeue::requeue(MISSING_TARGET_RETRY));
     };
-    let (configs, sources) = tracked_configs(ctx, namespace, &target)?;
-    let revision = revision(&target, &configs)?;
+    let revision = target.revision()?;
     let written = canary.status.clone().unwrap_or_default();
     let status = without_invalid_condition(&written);
     if let Some(wait) = ctx
@@ -151,14 +148,24 @@ async fn run_engine(
     {
         return Ok(Requeue::requeue(wait));
     }
-    let primary = ctx
-        .caches
-        .workload(kind, namespace, &primary_name(target_name));
+    if let Target::Service(service) = &target
+        && !deleting
+    {
+        // Flagger's ServiceController on every tick: the `-canary` copy follows the target.
+        ctx.applier
+            .sync_service_copies(
+                canary,
+                &service.target,
+                service.canary.as_ref(),
+                service.primary.as_ref(),
+            )
+            .await?;
+    }
     let provider = canary.spec.effective_provider(Some(&ctx.default_provider));
     let router = fledge_router::router_for(provider, ctx.client.clone()).map_err(Error::Router)?;
     let world = World {
-        primary: primary.as_ref().map(workload_state),
-        canary: workload_state(&target),
+        primary: target.primary_state(),
+        canary: target.canary_state(),
         revision,
         routes: current_routes(ctx, router.as_ref(), canary, &status).await?,
         autoscaler_min_replicas: autoscaler_min_replicas(ctx, canary, namespace).await?,
@@ -177,9 +184,6 @@ async fn run_engine(
         rollout: &rollout,
         canary,
         target: &target,
-        configs: &configs,
-        sources: &sources,
-        primary: primary.as_ref(),
         router: router.as_ref(),
     };
     let mut events = plan.events.clone();
@@ -283,24 +287,6 @@ async fn report_invalid(
         tracing::warn!(%error, "cannot record the event");
     }
     Ok(())
-}
-
-fn tracked_configs(
-    ctx: &Context,
-    namespace: &str,
-    target: &crate::workload::Workload,
-) -> Result<(TrackedConfigs, ConfigSources)> {
-    if !ctx.applier.settings().config_tracking {
-        return Ok((TrackedConfigs::default(), ConfigSources::default()));
-    }
-    let spec = target
-        .template()
-        .and_then(|t| t.spec.clone())
-        .unwrap_or_default();
-    let references = referenced_configs(&spec);
-    let sources = ctx.caches.config_sources(namespace, &references);
-    let configs = TrackedConfigs::resolve(namespace, &references, &sources)?;
-    Ok((configs, sources))
 }
 
 /// The routes as the router reads them — from the routing cache when it can answer, else

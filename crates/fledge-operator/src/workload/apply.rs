@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fledge_api::Canary;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use serde_json::Value;
@@ -18,6 +18,7 @@ use crate::workload::config_tracking::{
 use crate::workload::labels::PRIMARY_SUFFIX;
 use crate::workload::primary::{primary_replicas, render_primary};
 use crate::workload::scaling::{ScaleChange, scale};
+use crate::workload::service_target::{ServiceCopy, render_copy};
 use crate::workload::{TargetKind, Workload, WorkloadSettings, canary_namespace, owner_reference};
 
 /// The field manager of everything Fledge writes.
@@ -265,6 +266,62 @@ impl WorkloadApplier {
                 Ok(Applied::Written)
             }
         }
+    }
+
+    /// For a Service target: makes `<name>-canary` follow the target, and creates
+    /// `<name>-primary` from it when `existing_primary` is `None` (after that only a
+    /// promotion changes the primary), as Flagger's ServiceController does on every tick.
+    ///
+    /// # Errors
+    /// As [`render_copy`], and [`Error::Kube`] when a write fails.
+    pub async fn sync_service_copies(
+        &self,
+        canary: &Canary,
+        target: &Service,
+        existing_canary: Option<&Service>,
+        existing_primary: Option<&Service>,
+    ) -> Result<Applied> {
+        let written = self
+            .apply_service_copy(canary, target, ServiceCopy::Canary, existing_canary)
+            .await?;
+        if existing_primary.is_some() {
+            return Ok(written);
+        }
+        self.apply_service_copy(canary, target, ServiceCopy::Primary, None)
+            .await
+    }
+
+    /// For a Service target: gives `<name>-primary` the target's spec (a promotion).
+    ///
+    /// # Errors
+    /// As [`WorkloadApplier::sync_service_copies`].
+    pub async fn promote_service(
+        &self,
+        canary: &Canary,
+        target: &Service,
+        existing_primary: Option<&Service>,
+    ) -> Result<Applied> {
+        self.apply_service_copy(canary, target, ServiceCopy::Primary, existing_primary)
+            .await
+    }
+
+    async fn apply_service_copy(
+        &self,
+        canary: &Canary,
+        target: &Service,
+        copy: ServiceCopy,
+        existing: Option<&Service>,
+    ) -> Result<Applied> {
+        let desired = render_copy(canary, target, copy, &self.settings)?;
+        let name = copy.name(target.metadata.name.as_deref().unwrap_or_default());
+        let existing = existing.map(|s| to_json(s, &name)).transpose()?;
+        self.apply(
+            &ApiResource::erase::<Service>(&()),
+            canary_namespace(canary)?,
+            desired,
+            existing.as_ref(),
+        )
+        .await
     }
 
     /// Applies the primary's autoscaler made from `target_hpa` (read in `version`).

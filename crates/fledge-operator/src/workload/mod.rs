@@ -1,6 +1,7 @@
 //! The workload side of a canary: the `<name>-primary` Deployment or DaemonSet made from
 //! the target, the tracked ConfigMaps and Secrets, the primary's autoscaler, the revision
-//! hash and readiness the engine reads, and scaling the target to and from zero.
+//! hash and readiness the engine reads, and scaling the target to and from zero; for
+//! `kind: Service` targets, the `-primary` and `-canary` copies of the Service.
 //!
 //! Everything but [`apply`] is pure: it takes objects the caller read (from watch caches)
 //! and returns objects to write. [`apply`] writes them with server-side apply (field manager
@@ -14,6 +15,7 @@ pub mod labels;
 pub mod primary;
 pub mod revision;
 pub mod scaling;
+pub mod service_target;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -61,7 +63,7 @@ impl TargetKind {
     /// The kind `spec.targetRef` names (Deployment when it names none).
     ///
     /// # Errors
-    /// [`Error::UnsupportedTarget`] for any other kind (Services are handled by the router).
+    /// [`Error::UnsupportedTarget`] for any other kind (Service targets: `controller::target`).
     pub fn of(canary: &Canary) -> Result<Self> {
         match canary.spec.target_ref.kind.as_deref() {
             None | Some("Deployment") => Ok(Self::Deployment),

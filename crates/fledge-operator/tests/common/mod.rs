@@ -113,6 +113,15 @@ pub struct Stage {
 impl Stage {
     /// Sets up with the Canary's spec lines after `targetRef` (`analysis`, `provider` ...).
     pub async fn set_up(spec: &str) -> Self {
+        Self::set_up_targeting(
+            "{ apiVersion: apps/v1, kind: Deployment, name: podinfo }",
+            spec,
+        )
+        .await
+    }
+
+    /// Sets up with the Canary's `targetRef` and its spec lines after it.
+    pub async fn set_up_targeting(target_ref: &str, spec: &str) -> Self {
         let cluster = LocalCluster::start().await.expect("a local control plane");
         cluster
             .install_fledge_crds()
@@ -139,7 +148,7 @@ impl Stage {
         stage.kubectl_apply(podinfo("podinfo:6.0.0", Some(2))).await;
         let canary: Canary = fledge_api::yaml::from_str(&format!(
             "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{ name: podinfo, namespace: {ns} }}\nspec:\n  \
-             targetRef: {{ apiVersion: apps/v1, kind: Deployment, name: podinfo }}\n  \
+             targetRef: {target_ref}\n  \
              progressDeadlineSeconds: 60\n  service: {{ port: 9898 }}\n{spec}"
         ))
         .expect("a valid Canary");
