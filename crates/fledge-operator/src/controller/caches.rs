@@ -15,6 +15,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 
+use crate::controller::canary_index::CanaryIndex;
 use crate::workload::config_tracking::{
     ConfigKind, ConfigReference, ConfigSources, referenced_configs,
 };
@@ -198,34 +199,6 @@ impl Caches {
         }
     }
 
-    /// The canaries a change to the Service `namespace/name` concerns: those targeting it
-    /// (`kind: Service`, or its `-primary`/`-canary` copies) and those whose apex, primary or
-    /// canary Service it is.
-    pub fn canaries_of_service(
-        canaries: &Store<Canary>,
-        namespace: Option<&str>,
-        name: Option<&str>,
-    ) -> Vec<ObjectRef<Canary>> {
-        let (Some(namespace), Some(name)) = (namespace, name) else {
-            return Vec::new();
-        };
-        let target = name
-            .strip_suffix(PRIMARY_SUFFIX)
-            .or_else(|| name.strip_suffix("-canary"))
-            .unwrap_or(name);
-        canaries
-            .state()
-            .iter()
-            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|c| {
-                let names = c.spec.service_names();
-                c.spec.target_ref.name == target
-                    || [names.apex, names.primary, names.canary].contains(&name.to_owned())
-            })
-            .map(|c| ObjectRef::from_obj(c.as_ref()))
-            .collect()
-    }
-
     /// The referenced configs and their `-primary` copies, as far as cached.
     pub fn config_sources(&self, namespace: &str, references: &[ConfigReference]) -> ConfigSources {
         let mut sources = ConfigSources::default();
@@ -258,31 +231,12 @@ impl Caches {
         sources
     }
 
-    /// The canaries whose target (or primary) is the workload `namespace/name`.
-    pub fn canaries_of_workload(
-        canaries: &Store<Canary>,
-        namespace: Option<&str>,
-        name: Option<&str>,
-    ) -> Vec<ObjectRef<Canary>> {
-        let (Some(namespace), Some(name)) = (namespace, name) else {
-            return Vec::new();
-        };
-        let target = name.strip_suffix(PRIMARY_SUFFIX).unwrap_or(name);
-        canaries
-            .state()
-            .iter()
-            .filter(|c| {
-                c.metadata.namespace.as_deref() == Some(namespace)
-                    && c.spec.target_ref.name == target
-            })
-            .map(|c| ObjectRef::from_obj(c.as_ref()))
-            .collect()
-    }
-
-    /// The canaries whose target uses the config `kind` `namespace/name`.
+    /// The canaries whose target uses the config `kind` `namespace/name`: the canaries of
+    /// the namespace (from `index`) whose target's pod spec references it.
     pub fn canaries_of_config(
         &self,
         canaries: &Store<Canary>,
+        index: &CanaryIndex,
         kind: ConfigKind,
         namespace: Option<&str>,
         name: Option<&str>,
@@ -290,15 +244,18 @@ impl Caches {
         let (Some(namespace), Some(name)) = (namespace, name) else {
             return Vec::new();
         };
-        canaries
-            .state()
-            .iter()
-            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|c| {
-                let Ok(target_kind) = TargetKind::of(c) else {
+        index
+            .in_namespace(namespace)
+            .into_iter()
+            .filter(|key| {
+                let Some(canary) = canaries.get(key) else {
                     return false;
                 };
-                let Some(target) = self.workload(target_kind, namespace, &c.spec.target_ref.name)
+                let Ok(target_kind) = TargetKind::of(&canary) else {
+                    return false;
+                };
+                let Some(target) =
+                    self.workload(target_kind, namespace, &canary.spec.target_ref.name)
                 else {
                     return false;
                 };
@@ -310,7 +267,6 @@ impl Caches {
                     .iter()
                     .any(|r| r.kind == kind && r.name == name)
             })
-            .map(|c| ObjectRef::from_obj(c.as_ref()))
             .collect()
     }
 }

@@ -6,6 +6,7 @@
 mod actions;
 pub mod alerts;
 pub mod caches;
+pub mod canary_index;
 pub mod finalizer;
 pub mod lazy_caches;
 pub mod metric_checks;
@@ -18,14 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fledge_api::{AlertProvider, Canary, MetricTemplate};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::Api;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::config::OperatorConfig;
 use crate::error::{Error, Result};
@@ -157,56 +158,58 @@ pub async fn run_with(
     };
     let ctx = Arc::new(context(config, &client, caches.clone(), telemetry.clone()).await?);
 
-    let controller = Controller::new(canaries, watcher::Config::default());
-    let store = controller.store();
+    // The Canary watch feeds the controller's store and the index that maps a change of a
+    // dependency to its canaries without scanning them all.
+    let index = Arc::new(canary_index::CanaryIndex::default());
+    let (store, writer) = reflector::store();
+    let canary_events = watcher(canaries, watcher::Config::default())
+        .default_backoff()
+        .inspect_ok({
+            let index = index.clone();
+            move |event| index.apply(event)
+        })
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(canary_events, store.clone());
     // Templates and providers are read when a check or an alert needs them; a change to one
     // does not tick a canary, so their streams only fill the caches.
     tokio::spawn(template_events.for_each(|_| std::future::ready(())));
     tokio::spawn(provider_events.for_each(|_| std::future::ready(())));
     telemetry.count_canaries(store.clone());
     tokio::spawn(announce_synced(caches.clone(), telemetry));
-    let (for_deployments, for_daemon_sets) = (store.clone(), store.clone());
-    let for_services = store.clone();
-    let (for_config_maps, for_secrets) = ((store.clone(), caches.clone()), (store, caches));
+    let (for_deployments, for_daemon_sets, for_services) =
+        (index.clone(), index.clone(), index.clone());
+    let for_config_maps = (store.clone(), caches.clone(), index.clone());
+    let for_secrets = (store, caches, index);
     controller
         .watches_stream(deployment_events, move |d: Deployment| {
-            Caches::canaries_of_workload(
-                &for_deployments,
-                d.metadata.namespace.as_deref(),
-                d.metadata.name.as_deref(),
-            )
+            for_deployments.of_workload(d.metadata.namespace.as_deref(), d.metadata.name.as_deref())
         })
         .watches_stream(daemon_set_events, move |d: DaemonSet| {
-            Caches::canaries_of_workload(
-                &for_daemon_sets,
-                d.metadata.namespace.as_deref(),
-                d.metadata.name.as_deref(),
-            )
+            for_daemon_sets.of_workload(d.metadata.namespace.as_deref(), d.metadata.name.as_deref())
         })
         .watches_stream(config_map_events, move |c: ConfigMap| {
-            let (store, caches) = &for_config_maps;
+            let (store, caches, index) = &for_config_maps;
             caches.canaries_of_config(
                 store,
+                index,
                 ConfigKind::ConfigMap,
                 c.metadata.namespace.as_deref(),
                 c.metadata.name.as_deref(),
             )
         })
         .watches_stream(secret_events, move |s: Secret| {
-            let (store, caches) = &for_secrets;
+            let (store, caches, index) = &for_secrets;
             caches.canaries_of_config(
                 store,
+                index,
                 ConfigKind::Secret,
                 s.metadata.namespace.as_deref(),
                 s.metadata.name.as_deref(),
             )
         })
         .watches_stream(service_events, move |s: Service| {
-            Caches::canaries_of_service(
-                &for_services,
-                s.metadata.namespace.as_deref(),
-                s.metadata.name.as_deref(),
-            )
+            for_services.of_service(s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
         })
         .graceful_shutdown_on(shutdown)
         .run(tick::reconcile, error_policy, ctx)
