@@ -8,7 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Stage, wait_until};
+use common::operator_process::Operator;
+use common::{Stage, virtual_service_weights, wait_until};
 use fledge_api::CanaryPhase;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
@@ -39,25 +40,6 @@ async fn spec(stage: &Stage) -> Option<Value> {
     vs.map(|vs| vs.data["spec"].clone())
 }
 
-/// (primary, canary) weights of the default (last) route of `spec`.
-fn weights(spec: &Value) -> (i64, i64) {
-    let default_route = spec["http"]
-        .as_array()
-        .and_then(|http| http.last())
-        .cloned()
-        .unwrap_or(Value::Null);
-    let weight_of = |host: &str| {
-        default_route["route"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["destination"]["host"] == host)
-            .and_then(|r| r["weight"].as_i64())
-            .unwrap_or(0)
-    };
-    (weight_of("podinfo-primary"), weight_of("podinfo-canary"))
-}
-
 /// Waits (at most [`PROMPTLY`]) until the VirtualService's spec satisfies `ok`; the time taken.
 async fn repaired(stage: &Stage, what: &str, ok: impl Fn(&Value) -> bool) -> Duration {
     let started = Instant::now();
@@ -70,8 +52,20 @@ async fn repaired(stage: &Stage, what: &str, ok: impl Fn(&Value) -> bool) -> Dur
     took
 }
 
+/// The operator's reads and writes of VirtualServices so far (not its list and watch).
+async fn virtual_service_requests(operator: &Operator) -> u64 {
+    let lines = operator.metrics("fledge_kube_requests_total{").await;
+    lines
+        .iter()
+        .filter(|line| line.contains("resource=\"virtualservices\""))
+        .filter(|line| !line.contains("verb=\"watch\"") && !line.contains("verb=\"list\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|count| count as u64)
+        .sum()
+}
+
 fn at_rest(spec: &Value) -> bool {
-    spec["hosts"] == json!(["podinfo"]) && weights(spec) == (100, 0)
+    spec["hosts"] == json!(["podinfo"]) && virtual_service_weights(spec) == (100, 0)
 }
 
 #[tokio::test]
@@ -82,7 +76,8 @@ async fn hand_edits_deletions_and_service_edits_reach_the_virtual_service_betwee
         .install_mesh_crds()
         .await
         .expect("Istio's CRDs install");
-    let _operator = stage.start_operator(&["-mesh-provider=istio"]);
+    let operator = stage.start_operator(&["-mesh-provider=istio"]);
+    let ns = stage.ns().to_owned();
     stage.reaches(CanaryPhase::Initialized, 30).await;
     let vs = spec(&stage).await.expect("the VirtualService exists");
     assert!(at_rest(&vs), "{vs:#}");
@@ -101,6 +96,9 @@ async fn hand_edits_deletions_and_service_edits_reach_the_virtual_service_betwee
         .await
         .expect("the VirtualService is edited");
     repaired(&stage, "the hand edit is undone", at_rest).await;
+    operator
+        .wait_for_line(&format!("VirtualService podinfo.{ns} updated"), PROMPTLY)
+        .await;
 
     // (b) `kubectl delete virtualservice podinfo`.
     virtual_services(&stage)
@@ -108,6 +106,9 @@ async fn hand_edits_deletions_and_service_edits_reach_the_virtual_service_betwee
         .await
         .expect("the VirtualService is deleted");
     repaired(&stage, "the VirtualService is recreated", at_rest).await;
+    operator
+        .wait_for_line(&format!("VirtualService podinfo.{ns} created"), PROMPTLY)
+        .await;
 
     // (c) The Canary's `spec.service` gains a gateway and a timeout.
     stage
@@ -125,7 +126,7 @@ async fn hand_edits_deletions_and_service_edits_reach_the_virtual_service_betwee
     repaired(&stage, "the service edit is applied", |spec| {
         spec["gateways"] == json!(["mesh", "public-gateway.istio-system.svc.cluster.local"])
             && spec["http"][0]["timeout"] == "7s"
-            && weights(spec) == (100, 0)
+            && virtual_service_weights(spec) == (100, 0)
     })
     .await;
     let canary = stage.canaries.get("podinfo").await.expect("the Canary");
@@ -134,4 +135,25 @@ async fn hand_edits_deletions_and_service_edits_reach_the_virtual_service_betwee
         Some(CanaryPhase::Initialized),
         "an edit of the routing is no rollout"
     );
+
+    // In sync, a change to the VirtualService still ticks the canary, but the tick reads
+    // the VirtualService from the cache and writes nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = virtual_service_requests(&operator).await;
+    assert!(before > 0, "the repairs above are counted");
+    virtual_services(&stage)
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "edited-by": "someone-else" } } })),
+        )
+        .await
+        .expect("the VirtualService is labelled");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        virtual_service_requests(&operator).await,
+        before,
+        "no request for an object in sync"
+    );
+    drop(operator);
 }

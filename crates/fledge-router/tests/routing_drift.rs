@@ -48,6 +48,9 @@ fn stored(canary: &Canary, routes: Routes) -> Value {
     stored
 }
 
+/// A hand edit of a stored object.
+type Edit = fn(&mut Value);
+
 fn object(value: Value) -> DynamicObject {
     serde_json::from_value(value).expect("a valid object")
 }
@@ -78,7 +81,7 @@ async fn another_split_than_the_render_is_in_sync_because_the_split_is_read_from
 async fn a_hand_edited_host_gateway_or_match_is_out_of_sync() {
     let (router, _handle) = router();
     let c = canary(GATEWAY);
-    let edits: [(&str, fn(&mut Value)); 5] = [
+    let edits: [(&str, Edit); 5] = [
         ("hosts", |vs| {
             vs["spec"]["hosts"] = json!(["evil.example.com"]);
         }),

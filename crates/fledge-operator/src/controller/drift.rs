@@ -40,7 +40,7 @@ pub enum Repair {
 /// canary in `phase` (the phase after the tick) whose tick carried out `actions`. Nothing is
 /// read from the API server unless there is something to repair; a failed repair is logged
 /// and tried again at the next tick.
-pub async fn repair(ctx: &Context, canary: &Canary, phase: &CanaryPhase, actions: &[Action]) {
+pub async fn repair(ctx: &Context, canary: &Canary, phase: CanaryPhase, actions: &[Action]) {
     if !repairs(phase, actions) {
         return;
     }
@@ -76,7 +76,7 @@ pub async fn repair(ctx: &Context, canary: &Canary, phase: &CanaryPhase, actions
 /// Whether a tick in `phase` that carried out `actions` looks for drift: not before the
 /// routing object exists nor while it is reverted, and not after the engine wrote it (the
 /// cache would still show the object as it was).
-fn repairs(phase: &CanaryPhase, actions: &[Action]) -> bool {
+fn repairs(phase: CanaryPhase, actions: &[Action]) -> bool {
     let routing_unsettled = matches!(
         phase,
         CanaryPhase::Initializing | CanaryPhase::Terminating | CanaryPhase::Terminated
@@ -93,7 +93,7 @@ fn repairs(phase: &CanaryPhase, actions: &[Action]) -> bool {
 /// What the routing object as cached needs, for a canary in `phase`. Between rollouts
 /// (Initialized, Succeeded, Failed) the engine has set all traffic to the primary, so another
 /// split is drift too; during one the split is the engine's, read back from the object.
-pub fn needs(router: &dyn Router, canary: &Canary, phase: &CanaryPhase, cached: &Cached) -> Repair {
+pub fn needs(router: &dyn Router, canary: &Canary, phase: CanaryPhase, cached: &Cached) -> Repair {
     let object = match cached {
         Cached::Unknown => return Repair::None,
         Cached::Absent => return Repair::Create,
@@ -162,15 +162,15 @@ mod tests {
         let c = canary();
         let in_sync = cached(Routes::INITIAL, |_| {});
         assert_eq!(
-            needs(&router, &c, &CanaryPhase::Succeeded, &in_sync),
+            needs(&router, &c, CanaryPhase::Succeeded, &in_sync),
             Repair::None
         );
         assert_eq!(
-            needs(&router, &c, &CanaryPhase::Succeeded, &Cached::Unknown),
+            needs(&router, &c, CanaryPhase::Succeeded, &Cached::Unknown),
             Repair::None
         );
         assert_eq!(
-            needs(&router, &c, &CanaryPhase::Initialized, &Cached::Absent),
+            needs(&router, &c, CanaryPhase::Initialized, &Cached::Absent),
             Repair::Create
         );
     }
@@ -181,16 +181,16 @@ mod tests {
         let c = canary();
         let edited = cached(Routes::INITIAL, |vs| vs["spec"]["hosts"] = json!(["evil"]));
         assert_eq!(
-            needs(&router, &c, &CanaryPhase::Initialized, &edited),
+            needs(&router, &c, CanaryPhase::Initialized, &edited),
             Repair::Update
         );
         let split = cached(Routes::weighted(50, 50), |_| {});
         assert_eq!(
-            needs(&router, &c, &CanaryPhase::Initialized, &split),
+            needs(&router, &c, CanaryPhase::Initialized, &split),
             Repair::Split
         );
         assert_eq!(
-            needs(&router, &c, &CanaryPhase::Progressing, &split),
+            needs(&router, &c, CanaryPhase::Progressing, &split),
             Repair::None,
             "during a rollout the split is the engine's"
         );
@@ -199,25 +199,25 @@ mod tests {
     #[test]
     fn no_repair_before_initialization_on_deletion_or_after_the_engine_wrote_routes() {
         let none: &[Action] = &[];
-        assert!(repairs(&CanaryPhase::Initialized, none));
+        assert!(repairs(CanaryPhase::Initialized, none));
         assert!(repairs(
-            &CanaryPhase::Progressing,
+            CanaryPhase::Progressing,
             &[Action::ScaleCanaryToZero]
         ));
-        assert!(!repairs(&CanaryPhase::Initializing, none));
-        assert!(!repairs(&CanaryPhase::Terminating, none));
-        assert!(!repairs(&CanaryPhase::Terminated, none));
+        assert!(!repairs(CanaryPhase::Initializing, none));
+        assert!(!repairs(CanaryPhase::Terminating, none));
+        assert!(!repairs(CanaryPhase::Terminated, none));
         let set_routes = Action::SetRoutes(RouteTarget {
             primary: 90,
             canary: 10,
             mirror: None,
             session_affinity: None,
         });
-        assert!(!repairs(&CanaryPhase::Progressing, &[set_routes]));
+        assert!(!repairs(CanaryPhase::Progressing, &[set_routes]));
         assert!(!repairs(
-            &CanaryPhase::Initialized,
+            CanaryPhase::Initialized,
             &[Action::InitializePrimary]
         ));
-        assert!(!repairs(&CanaryPhase::Failed, &[Action::RevertRouting]));
+        assert!(!repairs(CanaryPhase::Failed, &[Action::RevertRouting]));
     }
 }

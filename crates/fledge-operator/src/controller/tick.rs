@@ -150,7 +150,7 @@ async fn run_engine(
         .wait(&key, &status, &revision, rollout.interval())
         .filter(|_| !deleting)
     {
-        drift::repair(ctx, canary, &status.phase, &[]).await;
+        drift::repair(ctx, canary, status.phase, &[]).await;
         return Ok(Requeue::requeue(wait));
     }
     let primary = ctx
@@ -190,7 +190,7 @@ async fn run_engine(
         events.extend(execution.carry_out(action).await?);
     }
     write_status(ctx, canary, &written, &plan.status).await?;
-    drift::repair(ctx, canary, &plan.status.phase, &plan.actions).await;
+    drift::repair(ctx, canary, plan.status.phase, &plan.actions).await;
     // Telemetry: Flagger's metrics of this tick (status, weights, outcome, duration).
     ctx.telemetry
         .observe_tick(canary, &status, &plan.status, started.elapsed());
