@@ -12,12 +12,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, assert_told, podinfo};
+use common::{Stage, assert_told, podinfo, virtual_service_weights};
 use fledge_api::CanaryPhase;
 use fledge_testkit::{LocalPrometheus, SimApp, TrafficSim, TrafficSimConfig};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The seeds' analysis, with 10 s intervals so that a story takes about a minute.
 const ANALYSIS: &str = "  analysis:\n    interval: 10s\n    threshold: 2\n    maxWeight: 60\n    stepWeight: 20\n    metrics:\n    \
@@ -74,21 +74,7 @@ impl IstioStage {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.stage.cluster.client(), self.stage.ns(), &resource);
         let vs = api.get("podinfo").await.expect("the VirtualService exists");
-        let http = vs.data["spec"]["http"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let default_route = http.last().cloned().unwrap_or(Value::Null);
-        let weight_of = |host: &str| {
-            default_route["route"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|r| r["destination"]["host"] == host)
-                .and_then(|r| r["weight"].as_i64())
-                .unwrap_or(0)
-        };
-        (weight_of("podinfo-primary"), weight_of("podinfo-canary"))
+        virtual_service_weights(&vs.data["spec"])
     }
 }
 

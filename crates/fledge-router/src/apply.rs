@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::metadata::{CanaryIdentity, KUBECTL_LAST_APPLIED, ORIGINAL_CONFIGURATION};
@@ -172,6 +172,47 @@ pub fn adopt(
     object
 }
 
+/// Whether `existing` already holds every field of `desired` with the same value, so that a
+/// server-side apply of `desired` would change nothing Fledge asked for. Empty maps, lists and
+/// nulls in `desired` are held by absence (the server drops them); fields only `existing` has
+/// (status, server defaults, other managers' fields) are no difference; lists must match
+/// element by element, so a removed container or route is a difference.
+pub fn holds(existing: &Value, desired: &Value) -> bool {
+    match (existing, desired) {
+        (_, Value::Null) => true,
+        (Value::Object(existing), Value::Object(desired)) => {
+            desired.iter().all(|(key, value)| match existing.get(key) {
+                Some(current) => holds(current, value),
+                None => is_empty(value),
+            })
+        }
+        (Value::Array(existing), Value::Array(desired)) => {
+            existing.len() == desired.len()
+                && existing.iter().zip(desired).all(|(e, d)| holds(e, d))
+        }
+        (existing, desired) => existing == desired,
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map.values().all(is_empty),
+        Value::Array(list) => list.is_empty(),
+        _ => false,
+    }
+}
+
+/// [`holds`] for the parts of a rendered object Fledge applies: its `spec`, labels and
+/// annotations.
+pub(crate) fn object_holds(existing: &DynamicObject, desired: &DynamicObject) -> bool {
+    let labels = |o: &DynamicObject| json!(o.metadata.labels);
+    let annotations = |o: &DynamicObject| json!(o.metadata.annotations);
+    holds(&existing.data["spec"], &desired.data["spec"])
+        && holds(&labels(existing), &labels(desired))
+        && holds(&annotations(existing), &annotations(desired))
+}
+
 /// The spec an adopted object had, from `kubectl apply`'s annotation or Fledge's own.
 fn original_spec(
     resource: &ApiResource,
@@ -321,5 +362,30 @@ mod tests {
         let current = existing(&json!({ ORIGINAL_CONFIGURATION: "{not json" }), false);
         let err = original_spec(&desired().resource, &current).unwrap_err();
         assert!(err.to_string().contains(ORIGINAL_CONFIGURATION), "{err}");
+    }
+
+    #[test]
+    fn an_object_holds_what_the_server_defaulted_around_the_desired_fields() {
+        let existing = json!({
+            "metadata": { "name": "p", "resourceVersion": "7", "labels": { "app": "p" } },
+            "spec": { "replicas": 2, "template": { "spec": { "containers": [{ "name": "c", "image": "i", "imagePullPolicy": "Always" }] } } },
+        });
+        let desired = json!({
+            "metadata": { "name": "p", "labels": { "app": "p" }, "annotations": {} },
+            "spec": { "replicas": 2, "template": { "spec": { "containers": [{ "name": "c", "image": "i" }] } } },
+        });
+        assert!(holds(&existing, &desired));
+    }
+
+    #[test]
+    fn a_changed_value_or_list_is_a_difference() {
+        let existing = json!({ "spec": { "replicas": 2, "containers": [{ "name": "c" }] } });
+        assert!(!holds(&existing, &json!({ "spec": { "replicas": 3 } })));
+        assert!(!holds(
+            &existing,
+            &json!({ "spec": { "containers": [{ "name": "c" }, { "name": "d" }] } })
+        ));
+        assert!(!holds(&existing, &json!({ "spec": { "paused": true } })));
+        assert!(!holds(&existing, &json!({ "spec": { "containers": [] } })));
     }
 }

@@ -43,7 +43,7 @@ mod services;
 pub mod session_affinity;
 mod smi;
 
-pub use apply::{Applier, FIELD_MANAGER};
+pub use apply::{Applier, FIELD_MANAGER, holds};
 pub use error::{Error, Result};
 pub use gateway_api::GatewayApi;
 pub use istio::Istio;

@@ -6,7 +6,7 @@ use fledge_api::Canary;
 use kube::Client;
 use kube::api::{ApiResource, DynamicObject};
 
-use crate::apply::Applier;
+use crate::apply::{Applier, object_holds};
 use crate::error::{Error, Result};
 use crate::metadata::CanaryIdentity;
 use crate::object::TrafficObject;
@@ -51,6 +51,21 @@ pub trait Router: Send + Sync {
             namespace: canary.metadata.namespace.clone().unwrap_or_default(),
             name: canary.spec.service_names().apex,
         })
+    }
+
+    /// Whether `routing`, the routing object read from a watch cache, already holds all that
+    /// [`Router::reconcile`] would write for `canary` with the split `routing` holds — a
+    /// server-side apply would change nothing. So a hand-edited host, gateway or match is a
+    /// difference, while another split than the last one set is not (the split is the
+    /// engine's business), and neither are fields only the server or others set (status,
+    /// defaults). A field Fledge wrote before and no longer renders is not seen here; the next
+    /// write of the object removes it. `true` for routers without a routing object.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSpec`] when the Canary asks for something the provider cannot express.
+    fn routing_in_sync(&self, canary: &Canary, routing: &DynamicObject) -> Result<bool> {
+        let _ = (canary, routing);
+        Ok(true)
     }
 }
 
@@ -200,6 +215,16 @@ impl<R: TrafficRenderer> Router for MeshRouter<R> {
     fn routes_in(&self, canary: &Canary, routing: &DynamicObject) -> Result<Routes> {
         self.renderer.check_ready(canary, routing)?;
         self.renderer.read_routes(canary, routing)
+    }
+
+    fn routing_in_sync(&self, canary: &Canary, routing: &DynamicObject) -> Result<bool> {
+        // As `reconcile`: the split in force, or the initial one when none can be read.
+        let routes = self
+            .renderer
+            .read_routes(canary, routing)
+            .unwrap_or(Routes::INITIAL);
+        let rendered = self.renderer.render(canary, routes)?;
+        Ok(object_holds(routing, &rendered.routing.object))
     }
 
     async fn finalize(&self, canary: &Canary) -> Result<()> {

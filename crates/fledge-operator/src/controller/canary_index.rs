@@ -9,6 +9,7 @@ use fledge_api::Canary;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
+use crate::controller::lazy_caches::{AUTOSCALER_KIND, Touched};
 use crate::workload::labels::PRIMARY_SUFFIX;
 use crate::workload::service_target::CANARY_SUFFIX;
 
@@ -219,6 +220,20 @@ impl CanaryIndex {
         };
         let autoscaler = name.strip_suffix(PRIMARY_SUFFIX).unwrap_or(name);
         self.lookup(|e| &e.by_autoscaler, namespace, autoscaler)
+    }
+
+    /// The canaries a change in a lazy cache concerns: for an HPA, those scaled by it (or
+    /// whose primary HPA it is); for a routing object, those whose apex it is named after.
+    pub fn of_touched(&self, touched: &Touched) -> Vec<ObjectRef<Canary>> {
+        let (namespace, name) = (
+            Some(touched.namespace.as_str()),
+            Some(touched.name.as_str()),
+        );
+        if touched.kind == AUTOSCALER_KIND {
+            self.of_autoscaler(namespace, name)
+        } else {
+            self.of_routing_object(namespace, name)
+        }
     }
 
     /// The canaries in `namespace`.

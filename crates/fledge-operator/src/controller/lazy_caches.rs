@@ -3,20 +3,50 @@
 //! resource in use, started the first time a canary needs it. A tick reads from here instead
 //! of GETting; until a cache holds its first list (or when the resource is not served), the
 //! caller reads from the API server instead.
+//!
+//! Every change a cache sees after its first list is also sent as a [`Touched`] on one
+//! channel, which the controller maps to the canaries it concerns
+//! ([`canaries_of_touched`]), so an edited or deleted VirtualService or HPA ticks its canary.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures::channel::mpsc::UnboundedSender;
 use futures::{FutureExt, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+
+/// The kind of the autoscalers the caches hold; every other kind is a routing object.
+pub const AUTOSCALER_KIND: &str = "HorizontalPodAutoscaler";
 
 /// The lazily started caches of one operator.
 pub struct LazyCaches {
     client: kube::Client,
     namespace: Option<String>,
     stores: Mutex<HashMap<String, Store<DynamicObject>>>,
+    touched: UnboundedSender<Touched>,
+}
+
+/// An object a lazy cache saw created, changed or deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touched {
+    /// Its kind (`VirtualService`, `HorizontalPodAutoscaler` …).
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl Touched {
+    fn of(kind: &str, object: &DynamicObject) -> Option<Self> {
+        Some(Self {
+            kind: kind.to_owned(),
+            namespace: object.metadata.namespace.clone()?,
+            name: object.metadata.name.clone()?,
+        })
+    }
 }
 
 impl std::fmt::Debug for LazyCaches {
@@ -44,12 +74,18 @@ pub enum Cached {
 }
 
 impl LazyCaches {
-    /// Caches of objects in `namespace` (all namespaces when `None`), started on demand.
-    pub fn new(client: kube::Client, namespace: Option<String>) -> Self {
+    /// Caches of objects in `namespace` (all namespaces when `None`), started on demand;
+    /// the changes they see go to `touched`.
+    pub fn new(
+        client: kube::Client,
+        namespace: Option<String>,
+        touched: UnboundedSender<Touched>,
+    ) -> Self {
         Self {
             client,
             namespace,
             stores: Mutex::new(HashMap::new()),
+            touched,
         }
     }
 
@@ -90,22 +126,85 @@ impl LazyCaches {
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
         let kind = resource.kind.clone();
+        let touched = self.touched.clone();
         let stream = reflector::reflector(
             writer,
             watcher(api, watcher::Config::default()).default_backoff(),
-        )
-        .applied_objects();
+        );
         tokio::spawn(async move {
             tracing::debug!(%kind, "watching");
             stream
                 .for_each(|event| {
-                    if let Err(error) = event {
-                        tracing::debug!(%kind, %error, "watch");
+                    match event {
+                        // The first list (and a re-list) is what ticks read anyway; only
+                        // changes after it tick canaries.
+                        Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
+                            if let Some(change) = Touched::of(&kind, &object) {
+                                // Nobody listens once the controller stopped; nothing to do.
+                                let _ = touched.unbounded_send(change);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::debug!(%kind, %error, "watch"),
                     }
                     std::future::ready(())
                 })
                 .await;
         });
         reader
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::canary_index::CanaryIndex;
+    use fledge_api::Canary;
+
+    fn canary(name: &str, service: &str, autoscaler: Option<&str>) -> Canary {
+        let autoscaler = autoscaler
+            .map(|hpa| format!("  autoscalerRef: {{apiVersion: autoscaling/v2, kind: HorizontalPodAutoscaler, name: {hpa}}}\n"))
+            .unwrap_or_default();
+        fledge_api::yaml::from_str(&format!(
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{name: {name}, namespace: test}}\n\
+             spec:\n  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}\n{autoscaler}\
+             \x20 service: {{name: {service}, port: 9898}}\n"
+        ))
+        .expect("a valid canary")
+    }
+
+    fn touched(kind: &str, namespace: &str, name: &str) -> Touched {
+        Touched {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_routing_object_ticks_the_canary_of_its_apex_and_an_hpa_the_canary_scaled_by_it() {
+        let index = CanaryIndex::default();
+        for c in [
+            canary("podinfo", "web", Some("podinfo")),
+            canary("other", "other", None),
+        ] {
+            index.apply(&watcher::Event::Apply(c));
+        }
+        let names = |t: Touched| -> Vec<String> {
+            index.of_touched(&t).into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(names(touched("VirtualService", "test", "web")), ["podinfo"]);
+        assert_eq!(names(touched("HTTPRoute", "test", "other")), ["other"]);
+        assert!(names(touched("VirtualService", "test", "podinfo")).is_empty());
+        assert!(names(touched("VirtualService", "elsewhere", "web")).is_empty());
+        assert_eq!(
+            names(touched(AUTOSCALER_KIND, "test", "podinfo")),
+            ["podinfo"]
+        );
+        assert_eq!(
+            names(touched(AUTOSCALER_KIND, "test", "podinfo-primary")),
+            ["podinfo"]
+        );
+        assert!(names(touched(AUTOSCALER_KIND, "test", "other")).is_empty());
     }
 }

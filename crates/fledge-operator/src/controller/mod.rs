@@ -1,12 +1,13 @@
 //! The kube-runtime Controller over Canaries: it watches Canaries and what they depend on
-//! (Deployments, DaemonSets, ConfigMaps, Secrets, Services), keeps those in watch caches, and ticks
-//! each canary ([`tick::reconcile`]) when something it depends on changes and at its
-//! analysis interval.
+//! (Deployments, DaemonSets, ConfigMaps, Secrets, Services, and — in lazily started caches —
+//! routing objects and HPAs), keeps those in watch caches, and ticks each canary
+//! ([`tick::reconcile`]) when something it depends on changes and at its analysis interval.
 
 mod actions;
 pub mod alerts;
 pub mod caches;
 pub mod canary_index;
+pub mod drift;
 pub mod finalizer;
 pub mod lazy_caches;
 pub mod metric_checks;
@@ -156,7 +157,8 @@ pub async fn run_with(
         namespace: namespace.map(str::to_owned),
         synced: Arc::default(),
     };
-    let ctx = Arc::new(context(config, &client, caches.clone(), telemetry.clone()).await?);
+    let (touched, touched_events) = futures::channel::mpsc::unbounded();
+    let ctx = Arc::new(context(config, &client, caches.clone(), telemetry.clone(), touched).await?);
 
     // The Canary watch feeds the controller's store and the index that maps a change of a
     // dependency to its canaries without scanning them all.
@@ -177,8 +179,12 @@ pub async fn run_with(
     tokio::spawn(provider_events.for_each(|_| std::future::ready(())));
     telemetry.count_canaries(store.clone());
     tokio::spawn(announce_synced(caches.clone(), telemetry));
-    let (for_deployments, for_daemon_sets, for_services) =
-        (index.clone(), index.clone(), index.clone());
+    let (for_deployments, for_daemon_sets, for_services, for_touched) =
+        (index.clone(), index.clone(), index.clone(), index.clone());
+    // A routing object or HPA changed in a lazy cache ticks its canaries (their kinds are
+    // known only at run time, so they come as one stream of references).
+    let touched_canaries = touched_events
+        .flat_map(move |touched| futures::stream::iter(for_touched.of_touched(&touched)));
     let for_config_maps = (store.clone(), caches.clone(), index.clone());
     let for_secrets = (store, caches, index);
     controller
@@ -211,6 +217,7 @@ pub async fn run_with(
         .watches_stream(service_events, move |s: Service| {
             for_services.of_service(s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
         })
+        .reconcile_on(touched_canaries)
         .graceful_shutdown_on(shutdown)
         .run(tick::reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -228,13 +235,14 @@ async fn context(
     client: &kube::Client,
     caches: Caches,
     telemetry: Arc<crate::telemetry::Telemetry>,
+    touched: futures::channel::mpsc::UnboundedSender<lazy_caches::Touched>,
 ) -> Result<Context> {
     let reporter = Reporter {
         controller: "fledge-operator".to_owned(),
         instance: std::env::var("HOSTNAME").ok(),
     };
     let alerter = alerts::alerter(config, &caches, client)?;
-    let lazy = lazy_caches::LazyCaches::new(client.clone(), caches.namespace.clone());
+    let lazy = lazy_caches::LazyCaches::new(client.clone(), caches.namespace.clone(), touched);
     Ok(Context {
         client: client.clone(),
         applier: WorkloadApplier::new(client.clone(), config.workload_settings()),

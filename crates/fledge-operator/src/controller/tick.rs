@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::controller::Context;
 use crate::controller::actions::Execution;
 use crate::controller::alerts;
+use crate::controller::drift;
 use crate::controller::finalizer::{self, Deletion, FINALIZER};
 use crate::controller::lazy_caches::Cached;
 use crate::controller::metric_checks::run_metric_checks;
@@ -146,6 +147,7 @@ async fn run_engine(
         .wait(&key, &status, &revision, rollout.interval())
         .filter(|_| !deleting)
     {
+        drift::repair(ctx, canary, status.phase, &[]).await;
         return Ok(Requeue::requeue(wait));
     }
     if let Target::Service(service) = &target
@@ -192,6 +194,7 @@ async fn run_engine(
         events.extend(execution.carry_out(action).await?);
     }
     write_status(ctx, canary, &written, &plan.status).await?;
+    drift::repair(ctx, canary, plan.status.phase, &plan.actions).await;
     // Telemetry: Flagger's metrics of this tick (status, weights, outcome, duration).
     ctx.telemetry
         .observe_tick(canary, &status, &plan.status, started.elapsed());

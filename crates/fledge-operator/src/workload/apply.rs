@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use fledge_api::Canary;
+use fledge_router::holds;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
@@ -403,65 +404,4 @@ pub fn workload_resource(kind: TargetKind) -> ApiResource {
 
 fn to_json<T: serde::Serialize>(object: &T, name: &str) -> Result<Value> {
     serde_json::to_value(object).map_err(|e| Error::json(name.to_owned(), e))
-}
-
-/// Whether `existing` already holds every field of `desired` with the same value. Empty
-/// maps, lists and nulls in `desired` are held by absence (the server drops them); lists
-/// must match element by element, so a removed container or env var is a difference.
-pub fn holds(existing: &Value, desired: &Value) -> bool {
-    match (existing, desired) {
-        (_, Value::Null) => true,
-        (Value::Object(existing), Value::Object(desired)) => {
-            desired.iter().all(|(key, value)| match existing.get(key) {
-                Some(current) => holds(current, value),
-                None => is_empty(value),
-            })
-        }
-        (Value::Array(existing), Value::Array(desired)) => {
-            existing.len() == desired.len()
-                && existing.iter().zip(desired).all(|(e, d)| holds(e, d))
-        }
-        (existing, desired) => existing == desired,
-    }
-}
-
-fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Object(map) => map.values().all(is_empty),
-        Value::Array(list) => list.is_empty(),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn an_object_holds_what_the_server_defaulted_around_the_desired_fields() {
-        let existing = json!({
-            "metadata": { "name": "p", "resourceVersion": "7", "labels": { "app": "p" } },
-            "spec": { "replicas": 2, "template": { "spec": { "containers": [{ "name": "c", "image": "i", "imagePullPolicy": "Always" }] } } },
-        });
-        let desired = json!({
-            "metadata": { "name": "p", "labels": { "app": "p" }, "annotations": {} },
-            "spec": { "replicas": 2, "template": { "spec": { "containers": [{ "name": "c", "image": "i" }] } } },
-        });
-        assert!(holds(&existing, &desired));
-    }
-
-    #[test]
-    fn a_changed_value_or_list_is_a_difference() {
-        let existing = json!({ "spec": { "replicas": 2, "containers": [{ "name": "c" }] } });
-        assert!(!holds(&existing, &json!({ "spec": { "replicas": 3 } })));
-        assert!(!holds(
-            &existing,
-            &json!({ "spec": { "containers": [{ "name": "c" }, { "name": "d" }] } })
-        ));
-        assert!(!holds(&existing, &json!({ "spec": { "paused": true } })));
-        assert!(!holds(&existing, &json!({ "spec": { "containers": [] } })));
-    }
 }

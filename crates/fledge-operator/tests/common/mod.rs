@@ -60,6 +60,25 @@ pub async fn wait_for_phase(canaries: &Api<Canary>, phase: CanaryPhase, limit: D
     }
 }
 
+/// (primary, canary) weights of the default (last) HTTP route of a VirtualService's `spec`.
+pub fn virtual_service_weights(spec: &Value) -> (i64, i64) {
+    let default_route = spec["http"]
+        .as_array()
+        .and_then(|http| http.last())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let weight_of = |host: &str| {
+        default_route["route"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["destination"]["host"] == host)
+            .and_then(|r| r["weight"].as_i64())
+            .unwrap_or(0)
+    };
+    (weight_of("podinfo-primary"), weight_of("podinfo-canary"))
+}
+
 /// Waits until `done` holds, failing with `what` after `limit`.
 pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut done: F)
 where
