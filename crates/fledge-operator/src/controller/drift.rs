@@ -7,8 +7,9 @@
 //!
 //! [`repair`] runs after a tick's plan was carried out, and on a tick that
 //! [`Pacing`](super::tick::Pacing) ends early. An edit of the routing object ticks its canary
-//! at once (its lazy cache sends the change, see [`super::lazy_caches::canaries_of_touched`]),
-//! and so does an edit of the Canary; but an idle canary's tick is paced to its
+//! at once (its lazy cache sends the change, see
+//! [`CanaryIndex::of_touched`](super::canary_index::CanaryIndex::of_touched)), and so does an
+//! edit of the Canary; but an idle canary's tick is paced to its
 //! `analysis.interval`. Repairing on the paced tick as well keeps the repair within a watch
 //! event's latency without running the engine off its schedule (which would advance a
 //! rollout early); it needs no plan, since a paced tick writes nothing else that the cache

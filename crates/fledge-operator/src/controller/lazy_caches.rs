@@ -6,7 +6,7 @@
 //!
 //! Every change a cache sees after its first list is also sent as a [`Touched`] on one
 //! channel, which the controller maps to the canaries it concerns
-//! ([`canaries_of_touched`]), so an edited or deleted VirtualService or HPA ticks its canary.
+//! ([`CanaryIndex::of_touched`](super::canary_index::CanaryIndex::of_touched)), so an edited or deleted VirtualService or HPA ticks its canary.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
