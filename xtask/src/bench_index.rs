@@ -1,0 +1,35 @@
+//! `cargo xtask bench index [--canaries N]`: how long the operator maps a watch event to its
+//! canaries with N canaries (default 10,000), by index and by the scan it replaced. The
+//! measuring program is the operator crate's `canary_index_bench` example, run in release.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Runs the example with `args` (passed through).
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    match args {
+        [] => {}
+        [flag, n] if flag == "--canaries" && n.parse::<usize>().is_ok() => {}
+        _ => bail!("usage: cargo xtask bench index [--canaries N]"),
+    }
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "fledge-operator",
+            "--example",
+            "canary_index_bench",
+            "--",
+        ])
+        .args(args)
+        .current_dir(crate::workspace_root())
+        .status()
+        .context("running the canary index benchmark")?;
+    if !status.success() {
+        bail!("the canary index benchmark failed ({status})");
+    }
+    Ok(())
+}
