@@ -144,6 +144,8 @@ async fn bench(options: &Options, binary: &Path) -> Result<()> {
     let log = operator::run_dir("fledge-bench-operator")?.join("fledge-operator.log");
     let args = operator::flags(cluster.kubeconfig_path(), NAMESPACE, "kubernetes", None)?;
     let mut fledge = Operator::spawn(binary, &args, &log)?;
+    // Ended by the next start's sweep should this process be killed outright.
+    cluster.adopt(fledge.pid())?;
     println!(
         "==> fledge-operator {} (pid {}, log {})",
         args.join(" "),

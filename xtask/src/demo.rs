@@ -236,6 +236,8 @@ async fn start_stage(binary: &Path) -> Result<Stage> {
         Some(playground.prometheus.url()),
     )?;
     let operator = Operator::spawn(binary, &args, &log)?;
+    // Ended by the next start's sweep should this process be killed outright.
+    playground.cluster.adopt(operator.pid())?;
     println!("==> fledge-operator {}", args.join(" "));
     println!("  pid {}, log {}", operator.pid(), log.display());
     Ok(Stage {

@@ -65,6 +65,8 @@ pub struct LocalCluster {
     admin_token: String,
     ca_cert: PathBuf,
     startup: Duration,
+    /// Processes started against this cluster by its user (see [`LocalCluster::adopt`]).
+    adopted: std::sync::Mutex<Vec<u32>>,
     dir: tempfile::TempDir,
 }
 
@@ -128,6 +130,7 @@ impl LocalCluster {
             admin_token: pki.admin_token,
             ca_cert: pki.ca_cert,
             startup: started.elapsed(),
+            adopted: std::sync::Mutex::default(),
             dir,
         };
         Ok(cluster)
@@ -167,6 +170,24 @@ impl LocalCluster {
     /// other clusters of the same process to finish starting).
     pub fn startup_duration(&self) -> Duration {
         self.startup
+    }
+
+    /// Records `pid`, a process its caller started against this cluster with the cluster's
+    /// directory on its command line (an operator given [`LocalCluster::kubeconfig_path`]),
+    /// so that if the caller is killed outright, the next start's sweep ends it along with
+    /// etcd and the API server. The caller still stops it normally.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the record cannot be written.
+    pub fn adopt(&self, pid: u32) -> Result<()> {
+        let mut adopted = self
+            .adopted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        adopted.push(pid);
+        let mut pids = vec![self.etcd.pid(), self.apiserver.pid()];
+        pids.extend(adopted.iter().copied());
+        stale::record_pids(self.dir.path(), &pids)
     }
 
     /// The process ids of etcd and kube-apiserver.

@@ -157,3 +157,21 @@ fn directories_of_killed_runs_are_swept_with_their_processes() {
     let _ = leftover.wait();
     assert!(live_dir.path().exists(), "a live run's directory is kept");
 }
+
+#[tokio::test]
+async fn a_process_started_against_a_cluster_is_recorded_for_the_sweep() {
+    let cluster = LocalCluster::start().await.expect("local control plane");
+    // An operator started with the cluster's kubeconfig names its directory.
+    let mut operator = std::process::Command::new("tail")
+        .arg("-f")
+        .arg(cluster.kubeconfig_path())
+        .spawn()
+        .expect("spawn");
+    cluster.adopt(operator.id()).expect("recorded");
+    let recorded = std::fs::read_to_string(cluster.dir().join("children.pids")).expect("pids");
+    let recorded: Vec<u32> = recorded.lines().filter_map(|l| l.parse().ok()).collect();
+    let [etcd, apiserver] = cluster.pids();
+    assert_eq!(recorded, [etcd, apiserver, operator.id()]);
+    let _ = operator.kill();
+    let _ = operator.wait();
+}

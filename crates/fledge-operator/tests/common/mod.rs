@@ -204,7 +204,16 @@ impl Stage {
         let namespace = format!("-namespace={}", self.ns());
         let mut all = vec![namespace.as_str()];
         all.extend_from_slice(flags);
-        operator_process::Operator::spawn(self.cluster.kubeconfig_path(), "fledge-operator", &all)
+        let operator = operator_process::Operator::spawn(
+            self.cluster.kubeconfig_path(),
+            "fledge-operator",
+            &all,
+        );
+        // A test binary killed outright leaves it to the next run's sweep.
+        self.cluster
+            .adopt(operator.pid())
+            .expect("the operator is recorded");
+        operator
     }
 
     /// Runs the operator's controller with `flags` (as the binary does) until the sender is used.

@@ -59,6 +59,11 @@ impl Operator {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The lines logged so far.
     pub fn lines(&self) -> Vec<Value> {
         self.lines.lock().expect("the log lines").clone()
