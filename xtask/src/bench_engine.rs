@@ -3,7 +3,6 @@
 //! build: a debug xtask re-runs itself with `--release`.
 
 use std::hint::black_box;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -43,25 +42,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     };
     if cfg!(debug_assertions) {
         // Numbers from a debug build mean nothing: measure in release.
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "xtask",
-                "--",
-                "bench",
-                "engine",
-                "--seconds",
-            ])
-            .arg(seconds.to_string())
-            .current_dir(crate::workspace_root())
-            .status()
-            .context("running the release build of xtask")?;
-        if !status.success() {
-            bail!("the release benchmark failed ({status})");
-        }
+        let args = ["bench", "engine", "--seconds"].map(str::to_owned);
+        let mut args = args.to_vec();
+        args.push(seconds.to_string());
+        crate::cargo_run_release(
+            &["--package", "xtask"],
+            &args,
+            "the release build of the engine benchmark",
+        )?;
         return Ok(());
     }
     let budget = Duration::from_secs(seconds);

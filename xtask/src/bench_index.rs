@@ -2,9 +2,7 @@
 //! canaries with N canaries (default 10,000), by index and by the scan it replaced. The
 //! measuring program is the operator crate's `canary_index_bench` example, run in release.
 
-use std::process::Command;
-
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 /// Runs the example with `args` (passed through).
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -13,23 +11,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         [flag, n] if flag == "--canaries" && n.parse::<usize>().is_ok() => {}
         _ => bail!("usage: cargo xtask bench index [--canaries N]"),
     }
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-        .args([
-            "run",
-            "--quiet",
-            "--release",
+    crate::cargo_run_release(
+        &[
             "--package",
             "fledge-operator",
             "--example",
             "canary_index_bench",
-            "--",
-        ])
-        .args(args)
-        .current_dir(crate::workspace_root())
-        .status()
-        .context("running the canary index benchmark")?;
-    if !status.success() {
-        bail!("the canary index benchmark failed ({status})");
-    }
-    Ok(())
+        ],
+        args,
+        "the canary index benchmark",
+    )
 }

@@ -67,6 +67,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `cargo run --quiet --release` with `target` (`--package xtask`, say) and `args` after
+/// `--`, from the workspace root: benchmarks measure release builds. `what` names the run in
+/// errors.
+pub fn cargo_run_release(target: &[&str], args: &[String], what: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .args(["run", "--quiet", "--release"])
+            .args(target)
+            .arg("--")
+            .args(args)
+            .current_dir(workspace_root())
+            .status()
+            .with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        anyhow::bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
 /// The workspace root (the parent of `xtask/`).
 pub fn workspace_root() -> std::path::PathBuf {
     let manifest_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -83,13 +83,13 @@ fn main() {
     let pick = |i: usize| &keys[(i * 7919) % keys.len()];
     // Sanity: both find the one canary of a primary.
     let (ns, name) = pick(1);
-    assert_eq!(index.of_workload(Some(ns), Some(name)).len(), 1);
+    assert_eq!(index.of_workload(ns, name).len(), 1);
     assert_eq!(scan(&store, ns, name.trim_end_matches("-primary")).len(), 1);
 
     let budget = Duration::from_secs(2);
     let lookup = per_call(budget, 10_000, |i| {
         let (ns, name) = pick(i);
-        black_box(index.of_workload(Some(ns), Some(name)));
+        black_box(index.of_workload(ns, name));
     });
     let scanned = per_call(budget, 20, |i| {
         let (ns, name) = pick(i);

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, assert_told, capture_logs, wait_until};
+use common::{Stage, assert_told, capture_logs, virtual_service_weights, wait_until};
 use fledge_api::CanaryPhase;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -43,20 +43,7 @@ async fn weights(stage: &Stage) -> Option<(i64, i64)> {
     let api: Api<DynamicObject> =
         Api::namespaced_with(stage.cluster.client(), stage.ns(), &resource);
     let vs = api.get_opt("podinfo").await.expect("read")?;
-    let default_route = vs.data["spec"]["http"]
-        .as_array()
-        .and_then(|http| http.last().cloned())
-        .unwrap_or(Value::Null);
-    let weight_of = |host: &str| {
-        default_route["route"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["destination"]["host"] == host)
-            .and_then(|r| r["weight"].as_i64())
-            .unwrap_or(0)
-    };
-    Some((weight_of("podinfo-primary"), weight_of("podinfo-canary")))
+    Some(virtual_service_weights(&vs.data["spec"]))
 }
 
 #[tokio::test]

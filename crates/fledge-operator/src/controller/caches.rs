@@ -238,12 +238,9 @@ impl Caches {
         canaries: &Store<Canary>,
         index: &CanaryIndex,
         kind: ConfigKind,
-        namespace: Option<&str>,
-        name: Option<&str>,
+        namespace: &str,
+        name: &str,
     ) -> Vec<ObjectRef<Canary>> {
-        let (Some(namespace), Some(name)) = (namespace, name) else {
-            return Vec::new();
-        };
         index
             .in_namespace(namespace)
             .into_iter()

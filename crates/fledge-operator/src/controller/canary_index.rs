@@ -161,14 +161,7 @@ impl CanaryIndex {
     }
 
     /// The canaries whose target (or its primary) is the workload `namespace/name`.
-    pub fn of_workload(
-        &self,
-        namespace: Option<&str>,
-        name: Option<&str>,
-    ) -> Vec<ObjectRef<Canary>> {
-        let (Some(namespace), Some(name)) = (namespace, name) else {
-            return Vec::new();
-        };
+    pub fn of_workload(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Canary>> {
         let target = name.strip_suffix(PRIMARY_SUFFIX).unwrap_or(name);
         self.lookup(|e| &e.by_target, namespace, target)
     }
@@ -176,14 +169,7 @@ impl CanaryIndex {
     /// The canaries a change to the Service `namespace/name` concerns: those targeting it
     /// (or whose target's `-primary`/`-canary` copy it is) and those whose apex, primary or
     /// canary Service it is.
-    pub fn of_service(
-        &self,
-        namespace: Option<&str>,
-        name: Option<&str>,
-    ) -> Vec<ObjectRef<Canary>> {
-        let (Some(namespace), Some(name)) = (namespace, name) else {
-            return Vec::new();
-        };
+    pub fn of_service(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Canary>> {
         let target = name
             .strip_suffix(PRIMARY_SUFFIX)
             .or_else(|| name.strip_suffix(CANARY_SUFFIX))
@@ -198,26 +184,12 @@ impl CanaryIndex {
     }
 
     /// The canaries whose apex Service is named like the routing object `namespace/name`.
-    pub fn of_routing_object(
-        &self,
-        namespace: Option<&str>,
-        name: Option<&str>,
-    ) -> Vec<ObjectRef<Canary>> {
-        let (Some(namespace), Some(name)) = (namespace, name) else {
-            return Vec::new();
-        };
+    pub fn of_routing_object(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Canary>> {
         self.lookup(|e| &e.by_service, namespace, name)
     }
 
     /// The canaries whose autoscaler (or its `-primary` copy) is `namespace/name`.
-    pub fn of_autoscaler(
-        &self,
-        namespace: Option<&str>,
-        name: Option<&str>,
-    ) -> Vec<ObjectRef<Canary>> {
-        let (Some(namespace), Some(name)) = (namespace, name) else {
-            return Vec::new();
-        };
+    pub fn of_autoscaler(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Canary>> {
         let autoscaler = name.strip_suffix(PRIMARY_SUFFIX).unwrap_or(name);
         self.lookup(|e| &e.by_autoscaler, namespace, autoscaler)
     }
@@ -225,14 +197,10 @@ impl CanaryIndex {
     /// The canaries a change in a lazy cache concerns: for an HPA, those scaled by it (or
     /// whose primary HPA it is); for a routing object, those whose apex it is named after.
     pub fn of_touched(&self, touched: &Touched) -> Vec<ObjectRef<Canary>> {
-        let (namespace, name) = (
-            Some(touched.namespace.as_str()),
-            Some(touched.name.as_str()),
-        );
         if touched.kind == AUTOSCALER_KIND {
-            self.of_autoscaler(namespace, name)
+            self.of_autoscaler(&touched.namespace, &touched.name)
         } else {
-            self.of_routing_object(namespace, name)
+            self.of_routing_object(&touched.namespace, &touched.name)
         }
     }
 
@@ -294,16 +262,13 @@ mod tests {
         index.apply(&watcher::Event::Apply(canary(
             "prod", "podinfo", "podinfo", "",
         )));
+        assert_eq!(names(&index.of_workload("test", "podinfo")), ["podinfo"]);
         assert_eq!(
-            names(&index.of_workload(Some("test"), Some("podinfo"))),
+            names(&index.of_workload("test", "podinfo-primary")),
             ["podinfo"]
         );
-        assert_eq!(
-            names(&index.of_workload(Some("test"), Some("podinfo-primary"))),
-            ["podinfo"]
-        );
-        assert!(index.of_workload(Some("test"), Some("frontend")).is_empty());
-        assert_eq!(index.of_workload(Some("prod"), Some("podinfo")).len(), 1);
+        assert!(index.of_workload("test", "frontend").is_empty());
+        assert_eq!(index.of_workload("prod", "podinfo").len(), 1);
         assert_eq!(index.in_namespace("test").len(), 2);
     }
 
@@ -319,19 +284,15 @@ mod tests {
             "podinfo-v2",
             "",
         )));
-        assert!(index.of_workload(Some("test"), Some("podinfo")).is_empty());
-        assert_eq!(index.of_workload(Some("test"), Some("podinfo-v2")).len(), 1);
+        assert!(index.of_workload("test", "podinfo").is_empty());
+        assert_eq!(index.of_workload("test", "podinfo-v2").len(), 1);
         index.apply(&watcher::Event::Delete(canary(
             "test",
             "podinfo",
             "podinfo-v2",
             "",
         )));
-        assert!(
-            index
-                .of_workload(Some("test"), Some("podinfo-v2"))
-                .is_empty()
-        );
+        assert!(index.of_workload("test", "podinfo-v2").is_empty());
         assert!(index.in_namespace("test").is_empty());
     }
 
@@ -346,16 +307,16 @@ mod tests {
         )));
         for service in ["frontend", "frontend-primary", "frontend-canary", "podinfo"] {
             assert_eq!(
-                names(&index.of_service(Some("test"), Some(service))),
+                names(&index.of_service("test", service)),
                 ["podinfo"],
                 "{service}"
             );
         }
         assert_eq!(
-            names(&index.of_routing_object(Some("test"), Some("frontend"))),
+            names(&index.of_routing_object("test", "frontend")),
             ["podinfo"]
         );
-        assert!(index.of_service(Some("test"), Some("backend")).is_empty());
+        assert!(index.of_service("test", "backend").is_empty());
     }
 
     #[test]
@@ -368,16 +329,9 @@ mod tests {
         .expect("a reference");
         index.apply(&watcher::Event::Apply(scaled));
         for hpa in ["podinfo-hpa", "podinfo-hpa-primary"] {
-            assert_eq!(
-                names(&index.of_autoscaler(Some("test"), Some(hpa))),
-                ["podinfo"]
-            );
+            assert_eq!(names(&index.of_autoscaler("test", hpa)), ["podinfo"]);
         }
-        assert!(
-            index
-                .of_autoscaler(Some("test"), Some("podinfo"))
-                .is_empty()
-        );
+        assert!(index.of_autoscaler("test", "podinfo").is_empty());
     }
 
     #[test]
@@ -389,12 +343,12 @@ mod tests {
             "test", "podinfo", "podinfo", "",
         )));
         assert_eq!(
-            index.of_workload(Some("test"), Some("gone")).len(),
+            index.of_workload("test", "gone").len(),
             1,
             "the old index serves until the relist is complete"
         );
         index.apply(&watcher::Event::InitDone);
-        assert!(index.of_workload(Some("test"), Some("gone")).is_empty());
-        assert_eq!(index.of_workload(Some("test"), Some("podinfo")).len(), 1);
+        assert!(index.of_workload("test", "gone").is_empty());
+        assert_eq!(index.of_workload("test", "podinfo").len(), 1);
     }
 }

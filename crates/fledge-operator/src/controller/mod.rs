@@ -189,33 +189,29 @@ pub async fn run_with(
     let for_secrets = (store, caches, index);
     controller
         .watches_stream(deployment_events, move |d: Deployment| {
-            for_deployments.of_workload(d.metadata.namespace.as_deref(), d.metadata.name.as_deref())
+            named(&d.metadata, |ns, name| {
+                for_deployments.of_workload(ns, name)
+            })
         })
         .watches_stream(daemon_set_events, move |d: DaemonSet| {
-            for_daemon_sets.of_workload(d.metadata.namespace.as_deref(), d.metadata.name.as_deref())
+            named(&d.metadata, |ns, name| {
+                for_daemon_sets.of_workload(ns, name)
+            })
         })
         .watches_stream(config_map_events, move |c: ConfigMap| {
             let (store, caches, index) = &for_config_maps;
-            caches.canaries_of_config(
-                store,
-                index,
-                ConfigKind::ConfigMap,
-                c.metadata.namespace.as_deref(),
-                c.metadata.name.as_deref(),
-            )
+            named(&c.metadata, |ns, name| {
+                caches.canaries_of_config(store, index, ConfigKind::ConfigMap, ns, name)
+            })
         })
         .watches_stream(secret_events, move |s: Secret| {
             let (store, caches, index) = &for_secrets;
-            caches.canaries_of_config(
-                store,
-                index,
-                ConfigKind::Secret,
-                s.metadata.namespace.as_deref(),
-                s.metadata.name.as_deref(),
-            )
+            named(&s.metadata, |ns, name| {
+                caches.canaries_of_config(store, index, ConfigKind::Secret, ns, name)
+            })
         })
         .watches_stream(service_events, move |s: Service| {
-            for_services.of_service(s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
+            named(&s.metadata, |ns, name| for_services.of_service(ns, name))
         })
         .reconcile_on(touched_canaries)
         .graceful_shutdown_on(shutdown)
@@ -227,6 +223,18 @@ pub async fn run_with(
         })
         .await;
     Ok(())
+}
+
+/// The canaries `map` finds for the object of `meta` (none for an object without namespace
+/// or name).
+fn named(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    map: impl FnOnce(&str, &str) -> Vec<ObjectRef<Canary>>,
+) -> Vec<ObjectRef<Canary>> {
+    match (meta.namespace.as_deref(), meta.name.as_deref()) {
+        (Some(namespace), Some(name)) => map(namespace, name),
+        _ => Vec::new(),
+    }
 }
 
 /// What every tick shares, for an operator configured by `config`.
