@@ -8,11 +8,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use fledge_metrics::testing::{LocalPrometheus, Series, SeriesExporter, wait_for_value};
+use fledge_metrics::testing::{Series, SeriesExporter, wait_for_value};
 use fledge_metrics::{
     BuiltinMetric, MetricTemplateModel, PrometheusProvider, ProviderSettings, QueryOutcome,
     RoutingProvider,
 };
+use fledge_testkit::LocalPrometheus;
 
 const CANARY_COUNTS: [usize; 4] = [1, 10, 50, 100];
 const MAX_CANARIES: usize = 100;
@@ -34,8 +35,8 @@ pub fn run(args: &[String]) -> Result<()> {
 
 async fn bench(window: Duration) -> Result<()> {
     let exporter = SeriesExporter::start(canary_series(MAX_CANARIES))?;
-    let prometheus = LocalPrometheus::scraping(exporter.address())?;
-    let provider = PrometheusProvider::new(ProviderSettings::new(prometheus.address()))?;
+    let prometheus = LocalPrometheus::start(&[exporter.address()]).await?;
+    let provider = PrometheusProvider::new(ProviderSettings::new(prometheus.url()))?;
     let warm = RoutingProvider::Istio
         .builtin(BuiltinMetric::RequestSuccessRate)
         .render(&model(MAX_CANARIES - 1))?;
@@ -46,7 +47,7 @@ async fn bench(window: Duration) -> Result<()> {
 
     println!(
         "Prometheus at {}, {}s per row, {} cores",
-        prometheus.address(),
+        prometheus.url(),
         window.as_secs(),
         cores()
     );

@@ -8,11 +8,12 @@ mod telemetry;
 
 use std::time::Duration;
 
-use fledge_metrics::testing::{LocalPrometheus, SeriesExporter, wait_for_value};
+use fledge_metrics::testing::{SeriesExporter, wait_for_value};
 use fledge_metrics::{
     BuiltinMetric, MetricProvider, MetricTemplateModel, PrometheusProvider, ProviderSettings,
     QueryOutcome, RoutingProvider,
 };
+use fledge_testkit::LocalPrometheus;
 
 fn podinfo() -> MetricTemplateModel {
     MetricTemplateModel {
@@ -58,10 +59,11 @@ fn expectations() -> Vec<(RoutingProvider, MetricTemplateModel, f64, f64)> {
 
 async fn start() -> (SeriesExporter, LocalPrometheus, PrometheusProvider) {
     let exporter = SeriesExporter::start(telemetry::all()).expect("serve /metrics");
-    let prometheus =
-        LocalPrometheus::scraping(exporter.address()).unwrap_or_else(|err| panic!("{err}"));
+    let prometheus = LocalPrometheus::start(&[exporter.address()])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
     let provider =
-        PrometheusProvider::new(ProviderSettings::new(prometheus.address())).expect("provider");
+        PrometheusProvider::new(ProviderSettings::new(prometheus.url())).expect("provider");
     // A rate needs two scrapes in its window; all series are scraped together.
     let ready = RoutingProvider::Istio
         .builtin(BuiltinMetric::RequestSuccessRate)

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use fledge_api::{MetricProviderType, MetricTemplate};
-use fledge_metrics::testing::LocalPrometheus;
 use fledge_metrics::{
     Error, MetricProvider, MetricTemplateModel, PrometheusProvider, ProviderSettings, render_query,
 };
+use fledge_testkit::LocalPrometheus;
 use serde::Deserialize;
 
 fn podinfo() -> MetricTemplateModel {
@@ -126,8 +126,9 @@ fn a_template_variable_the_canary_does_not_pass_is_named_in_the_error() {
 async fn every_prometheus_fixture_renders_to_promql_prometheus_accepts() {
     let prometheus = LocalPrometheus::builder()
         .start()
+        .await
         .unwrap_or_else(|err| panic!("{err}"));
-    let provider = PrometheusProvider::new(ProviderSettings::new(prometheus.address())).unwrap();
+    let provider = PrometheusProvider::new(ProviderSettings::new(prometheus.url())).unwrap();
     let (mut checked, mut rejected) = (Vec::new(), Vec::new());
     for (name, template) in fixture_templates() {
         if template.spec.provider.type_ != MetricProviderType::Prometheus {

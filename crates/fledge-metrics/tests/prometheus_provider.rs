@@ -7,8 +7,9 @@ mod telemetry;
 
 use std::time::Duration;
 
-use fledge_metrics::testing::{LocalPrometheus, SeriesExporter, wait_for_value};
+use fledge_metrics::testing::{SeriesExporter, wait_for_value};
 use fledge_metrics::{Error, MetricProvider, PrometheusProvider, ProviderSettings, QueryOutcome};
+use fledge_testkit::LocalPrometheus;
 
 const SUCCESS_RATE: &str = r#"
     sum(rate(istio_requests_total{reporter="destination",destination_workload="podinfo",response_code!~"5.*"}[30s]))
@@ -17,10 +18,11 @@ const SUCCESS_RATE: &str = r#"
 
 async fn start() -> (SeriesExporter, LocalPrometheus, PrometheusProvider) {
     let exporter = SeriesExporter::start(telemetry::istio()).expect("serve /metrics");
-    let prometheus =
-        LocalPrometheus::scraping(exporter.address()).unwrap_or_else(|err| panic!("{err}"));
+    let prometheus = LocalPrometheus::start(&[exporter.address()])
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
     let provider =
-        PrometheusProvider::new(ProviderSettings::new(prometheus.address())).expect("provider");
+        PrometheusProvider::new(ProviderSettings::new(prometheus.url())).expect("provider");
     let outcome = wait_for_value(&provider, SUCCESS_RATE, Duration::from_secs(30)).await;
     assert!(
         matches!(outcome, Ok(QueryOutcome::Value(_))),

@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use fledge_metrics::testing::LocalPrometheus;
 use fledge_metrics::{
     Credentials, Error, MetricProvider, PrometheusProvider, ProviderSettings, QueryOutcome,
 };
+use fledge_testkit::LocalPrometheus;
 
 /// bcrypt of `s3cret` (`htpasswd -nbBC 6 fledge s3cret`).
 const S3CRET_HASH: &str = "$2y$06$Iul4dJde.5lEsZ7kmP5R4uOaKzcf2u4Y0XvkokPFMsV.7Jwn/z2r6";
@@ -30,10 +30,11 @@ async fn basic_auth_is_sent_and_rejected_credentials_are_a_clear_error() {
     let prometheus = LocalPrometheus::builder()
         .basic_auth("fledge", S3CRET_HASH)
         .start()
+        .await
         .unwrap_or_else(|err| panic!("{err}"));
     let with = |credentials| {
         PrometheusProvider::new(
-            ProviderSettings::new(prometheus.address()).with_credentials(credentials),
+            ProviderSettings::new(prometheus.url()).with_credentials(credentials),
         )
         .unwrap()
     };
@@ -72,10 +73,11 @@ async fn a_self_signed_certificate_needs_insecure_skip_verify() {
     let prometheus = LocalPrometheus::builder()
         .tls(&tls_fixture("cert.pem"), &tls_fixture("key.pem"))
         .start()
+        .await
         .unwrap_or_else(|err| panic!("{err}"));
-    assert!(prometheus.address().starts_with("https://"));
+    assert!(prometheus.url().starts_with("https://"));
 
-    let mut settings = ProviderSettings::new(prometheus.address());
+    let mut settings = ProviderSettings::new(prometheus.url());
     let strict = PrometheusProvider::new(settings.clone()).unwrap();
     let err = strict.query("vector(1)").await.unwrap_err();
     match &err {

@@ -2,7 +2,8 @@
 //!
 //! The lookup order for each binary is
 //!
-//! 1. an explicit path: `FLEDGE_KUBE_APISERVER`, `FLEDGE_ETCD`, `FLEDGE_PROMETHEUS`;
+//! 1. an explicit path: `FLEDGE_KUBE_APISERVER`, `FLEDGE_ETCD`, `FLEDGE_PROMETHEUS` (an empty
+//!    value counts as unset);
 //! 2. the envtest convention: `$KUBEBUILDER_ASSETS/kube-apiserver` and `$KUBEBUILDER_ASSETS/etcd`;
 //! 3. the cache `cargo xtask control-plane` fills: `~/.cache/fledge/kubernetes-<version>/bin/`;
 //! 4. `PATH` (Debian's `etcd-server` and `prometheus` packages put theirs there).
@@ -56,7 +57,7 @@ impl Tool {
     /// [`Error::BinaryMissing`] when an explicitly named file does not exist, or when no
     /// place has the binary; the message says what to run or install.
     pub fn locate(self) -> Result<PathBuf> {
-        if let Some(explicit) = std::env::var_os(self.env_var()) {
+        if let Some(explicit) = std::env::var_os(self.env_var()).filter(|p| !p.is_empty()) {
             let path = PathBuf::from(explicit);
             return if is_executable(&path) {
                 Ok(path)

@@ -6,7 +6,9 @@
 //!   directory, with token auth, a kubeconfig file and a ready [`kube::Client`]; helpers to
 //!   install Fledge's CRDs and the mesh CRDs ([`crds`]) and to make a namespace per test
 //!   ([`TempNamespace`]).
-//! - [`LocalPrometheus`]: a real Prometheus scraping given targets every second.
+//! - [`LocalPrometheus`]: a real Prometheus scraping given targets every second; its
+//!   [builder](LocalPrometheus::builder) adds basic auth and TLS for tests of a client's
+//!   credentials (fledge-metrics' tests and `cargo xtask bench metrics` run on it too).
 //! - [`ClusterSim`]: stands in for kubelet and the workload controllers, writing the status
 //!   Kubernetes would write for Deployments, DaemonSets and HPAs.
 //! - [`TrafficSim`]: stands in for the mesh data plane, splitting simulated requests by the
@@ -35,7 +37,7 @@ pub use cluster_sim::{ClusterSim, ClusterSimConfig};
 pub use crds::MeshCrdSource;
 pub use error::{Error, Result};
 pub use namespace::TempNamespace;
-pub use prometheus::{LocalPrometheus, Sample};
+pub use prometheus::{LocalPrometheus, LocalPrometheusBuilder, Sample};
 pub use traffic_sim::{AppCounts, SimApp, TrafficSim, TrafficSimConfig};
 
 impl LocalCluster {

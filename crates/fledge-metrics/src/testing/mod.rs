@@ -1,17 +1,15 @@
-//! A real Prometheus fed with known series, for tests and benchmarks (feature `testing`).
+//! Known series for a real Prometheus to scrape, for tests and benchmarks (feature `testing`).
 //!
 //! [`SeriesExporter`] serves `/metrics` on 127.0.0.1 with counters that grow by a fixed
-//! amount per scrape, so every `rate()` over them has an exactly known ratio;
-//! [`LocalPrometheus`] runs the `prometheus` binary scraping it every second and kills it
-//! when dropped (or when the test process dies).
+//! amount per scrape, so every `rate()` over them has an exactly known ratio. The Prometheus
+//! that scrapes it is fledge-testkit's `LocalPrometheus`; [`wait_for_value`] waits through a
+//! provider until enough scrapes have landed.
 
 mod exporter;
-mod local_prometheus;
 
 use std::time::{Duration, Instant};
 
 pub use exporter::{Series, SeriesExporter};
-pub use local_prometheus::{LocalPrometheus, LocalPrometheusBuilder, PROMETHEUS_ENV};
 
 use crate::{MetricProvider, QueryOutcome, Result};
 
