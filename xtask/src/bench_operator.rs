@@ -93,16 +93,10 @@ pub fn run(args: &[String]) -> Result<()> {
         if options.release { " (release)" } else { "" }
     );
     let binary = operator::build(options.release)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    runtime.block_on(async {
-        tokio::select! {
-            finished = bench(&options, &binary) => finished,
-            () = crate::cluster::wait_for_stop() => bail!("interrupted; everything it started was stopped"),
-        }
-    })
+    crate::cluster::run_until_stopped(
+        bench(&options, &binary),
+        "interrupted; everything it started was stopped",
+    )
 }
 
 /// The benchmark's results.

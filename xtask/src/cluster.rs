@@ -206,6 +206,25 @@ fn describe(playground: &Playground, options: &Options) {
     println!("Ctrl-C stops everything.");
 }
 
+/// Runs `work` on a new multi-threaded runtime until it finishes or Ctrl-C / SIGTERM comes,
+/// then fails with `interrupted`. Dropping `work` stops what it started (its processes are
+/// owned by values it holds).
+pub(crate) fn run_until_stopped(
+    work: impl std::future::Future<Output = Result<()>>,
+    interrupted: &str,
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async {
+        tokio::select! {
+            finished = work => finished,
+            () = wait_for_stop() => bail!("{interrupted}"),
+        }
+    })
+}
+
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.
 pub(crate) async fn wait_for_stop() {
     let mut terminate =

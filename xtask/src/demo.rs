@@ -69,20 +69,12 @@ pub fn run(args: &[String]) -> Result<()> {
     control_plane::ensure()?;
     println!("==> building fledge-operator");
     let binary = operator::build(false)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    runtime.block_on(async {
-        // Dropping the demo's future (Ctrl-C) drops the operator and the playground it
-        // holds, which stops their processes.
-        tokio::select! {
-            finished = demo(&options, &binary, &manifests) => finished,
-            () = cluster::wait_for_stop() => {
-                bail!("interrupted: the operator, the simulators, Prometheus and the control plane were stopped; nothing is left running")
-            }
-        }
-    })
+    // Dropping the demo's future (Ctrl-C) drops the operator and the playground it holds,
+    // which stops their processes.
+    cluster::run_until_stopped(
+        demo(&options, &binary, &manifests),
+        "interrupted: the operator, the simulators, Prometheus and the control plane were stopped; nothing is left running",
+    )
 }
 
 /// The demo's manifests from `examples/demo/`, checked before anything starts.

@@ -157,14 +157,6 @@ impl Target {
             Self::Service(_) => service_target::ready_state(),
         }
     }
-
-    /// The Deployment or DaemonSet, for actions that only workloads have.
-    pub fn workload(&self) -> Option<&Workload> {
-        match self {
-            Self::Workload(w) => Some(&w.target),
-            Self::Service(_) => None,
-        }
-    }
 }
 
 fn tracked_configs(
