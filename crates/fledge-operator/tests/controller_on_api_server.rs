@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, assert_told, capture_logs, podinfo};
+use common::{Stage, capture_logs, podinfo};
 use fledge_api::CanaryPhase;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
@@ -39,11 +39,9 @@ async fn a_canary_is_initialized_then_a_new_image_is_detected_and_promoted() {
             "service {name}"
         );
     }
-    let initialized = stage.story().await;
-    assert!(
-        initialized.contains(&format!("Initialization done! podinfo.{ns}")),
-        "{initialized:#?}"
-    );
+    stage
+        .tells(&[format!("Initialization done! podinfo.{ns}")])
+        .await;
 
     // `kubectl set image`: detected, analysed for two iterations, promoted, scaled down.
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
@@ -55,16 +53,14 @@ async fn a_canary_is_initialized_then_a_new_image_is_detected_and_promoted() {
     assert_eq!(stage.replicas("podinfo").await, Some(0));
     let status = succeeded.status.unwrap_or_default();
     assert_eq!(status.last_applied_spec, status.last_promoted_spec);
-    let story = stage.story().await;
-    assert_told(
-        &story,
-        &[
+    stage
+        .tells(&[
             format!("New revision detected! Scaling up podinfo.{ns}"),
             format!("Advance podinfo.{ns} canary iteration 2/2"),
             format!("Copying podinfo.{ns} template spec to podinfo-primary.{ns}"),
             format!("Promotion completed! Scaling down podinfo.{ns}"),
-        ],
-    );
+        ])
+        .await;
 
     let _ = stop.send(());
     let finished = tokio::time::timeout(Duration::from_secs(10), operator).await;

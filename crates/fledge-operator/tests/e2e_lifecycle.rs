@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::operator_process::Operator;
 use common::receiver::Receiver;
-use common::{Stage, assert_told, podinfo, wait_until};
+use common::{Stage, podinfo, wait_until};
 use fledge_api::{Canary, CanaryPhase};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -70,15 +70,13 @@ async fn a_failing_pre_rollout_hook_rolls_the_new_version_back() {
         "the canary is scaled down"
     );
     assert!(!receiver.bodies("/pre").is_empty(), "the hook was called");
-    assert_told(
-        &stage.story().await,
-        &[
+    let story = stage
+        .tells(&[
             format!("New revision detected! Scaling up podinfo.{ns}"),
             format!("Rolling back podinfo.{ns} failed checks threshold reached 1"),
             format!("Canary failed! Scaling down podinfo.{ns}"),
-        ],
-    );
-    let story = stage.story().await;
+        ])
+        .await;
     assert!(
         story.iter().any(|m| m.starts_with(&format!(
             "Halt podinfo.{ns} advancement pre-rollout check smoke-test failed"
@@ -105,13 +103,12 @@ async fn a_rollback_hook_aborts_the_analysis() {
         Some("podinfo:6.0.0")
     );
     assert_eq!(stage.replicas("podinfo").await, Some(0));
-    assert_told(
-        &stage.story().await,
-        &[
+    stage
+        .tells(&[
             format!("Rolling back podinfo.{ns} manual webhook invoked"),
             format!("Canary failed! Scaling down podinfo.{ns}"),
-        ],
-    );
+        ])
+        .await;
 }
 
 #[tokio::test]
@@ -144,12 +141,11 @@ async fn a_closed_confirm_promotion_gate_holds_waiting_promotion_until_it_opens(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.0")
     );
-    assert_told(
-        &stage.story().await,
-        &[format!(
+    stage
+        .tells(&[format!(
             "Halt podinfo.{ns} advancement waiting for promotion approval promotion-gate"
-        )],
-    );
+        )])
+        .await;
 
     receiver.set_status("/promote", 200);
     stage.reaches(CanaryPhase::Succeeded, 90).await;
@@ -227,13 +223,12 @@ async fn a_config_map_change_is_analysed_and_promoted_as_a_primary_copy() {
         tracked.contains_key("configmap/podinfo-config"),
         "status.trackedConfigs: {tracked:?}"
     );
-    assert_told(
-        &stage.story().await,
-        &[
+    stage
+        .tells(&[
             format!("New revision detected! Scaling up podinfo.{ns}"),
             format!("Promotion completed! Scaling down podinfo.{ns}"),
-        ],
-    );
+        ])
+        .await;
 }
 
 #[tokio::test]
@@ -353,13 +348,12 @@ async fn revert_on_deletion_gives_the_target_and_its_service_back() {
         given_back["app"], "podinfo",
         "the Service selects the target again"
     );
-    assert_told(
-        &stage.story().await,
-        &[
+    stage
+        .tells(&[
             format!("Terminating canary podinfo.{ns}"),
             format!("Terminated canary podinfo.{ns}"),
-        ],
-    );
+        ])
+        .await;
 }
 
 #[tokio::test]
@@ -402,10 +396,7 @@ async fn an_invalid_canary_is_reported_and_nothing_in_the_namespace_changes() {
         "{message}"
     );
     // The event is recorded right after the condition.
-    wait_until("the Warning event", Duration::from_secs(10), || async {
-        stage.story().await.contains(&message)
-    })
-    .await;
+    stage.tells(std::slice::from_ref(&message)).await;
     assert!(operator.messages().contains(&message), "logged too");
 
     // A few seconds on, nothing was created or scaled.

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, assert_told, capture_logs, podinfo};
+use common::{Stage, capture_logs, podinfo};
 use fledge_api::{CanaryPhase, MetricTemplate};
 use fledge_testkit::LocalPrometheus;
 use kube::api::{Api, PostParams};
@@ -51,15 +51,13 @@ async fn a_version_failing_its_metric_is_rolled_back() {
         "the canary is scaled down"
     );
     assert_eq!(failed.status.map(|s| s.canary_weight), Some(0));
-    let story = stage.story().await;
-    assert_told(
-        &story,
-        &[
+    stage
+        .tells(&[
             format!("Halt podinfo.{ns} advancement success-rate 61.39 < 99"),
             format!("Rolling back podinfo.{ns} failed checks threshold reached 1"),
             format!("Canary failed! Scaling down podinfo.{ns}"),
-        ],
-    );
+        ])
+        .await;
 
     let _ = stop.send(());
     let finished = tokio::time::timeout(Duration::from_secs(10), operator).await;

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, assert_told, capture_logs, virtual_service_weights, wait_until};
+use common::{Stage, capture_logs, virtual_service_weights, wait_until};
 use fledge_api::CanaryPhase;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -134,10 +134,8 @@ async fn a_service_target_is_copied_split_and_promoted() {
         Some("v2")
     );
     assert_eq!(weights(&stage).await, Some((100, 0)));
-    let story = stage.story().await;
-    assert_told(
-        &story,
-        &[
+    stage
+        .tells(&[
             format!("Initialization done! podinfo.{ns}"),
             format!("New revision detected! Scaling up podinfo.{ns}"),
             format!("Starting canary analysis for podinfo.{ns}"),
@@ -145,8 +143,8 @@ async fn a_service_target_is_copied_split_and_promoted() {
             format!("Copying podinfo.{ns} template spec to podinfo-primary.{ns}"),
             "Routing all traffic to primary".to_owned(),
             format!("Promotion completed! Scaling down podinfo.{ns}"),
-        ],
-    );
+        ])
+        .await;
 
     stop.send(()).expect("the operator runs");
     operator

@@ -92,13 +92,6 @@ where
     }
 }
 
-/// Asserts that every `expected` line is in `story`, showing the story when one is missing.
-pub fn assert_told(story: &[String], expected: &[String]) {
-    for line in expected {
-        assert!(story.contains(line), "missing {line:?} in {story:#?}");
-    }
-}
-
 pub async fn messages(events: &Api<Event>) -> Vec<String> {
     let list = events
         .list(&ListParams::default())
@@ -184,6 +177,25 @@ impl Stage {
     /// The messages of the Canary's `Synced` events so far.
     pub async fn story(&self) -> Vec<String> {
         messages(&self.events).await
+    }
+
+    /// Waits until the story tells every `expected` line and returns it; fails after 15 s
+    /// showing the story. The operator records a tick's events right after it writes the
+    /// status, so a test that saw the phase change may still be a moment early for them.
+    pub async fn tells(&self, expected: &[String]) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let story = self.story().await;
+            let missing = expected.iter().find(|line| !story.contains(line));
+            match missing {
+                None => return story,
+                Some(line) => assert!(
+                    started.elapsed() < Duration::from_secs(15),
+                    "missing {line:?} in {story:#?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub fn ns(&self) -> &str {
