@@ -382,7 +382,7 @@ async fn slow_chat_services_do_not_slow_the_alert_call() {
     let chat = seed_chat(Answer::slow(Duration::from_secs(30))).await;
     let (dispatcher, worker) = Dispatcher::spawn(DispatchConfig::default());
     let alerter = Alerter::new(
-        NotifierFactory::new(Duration::from_millis(300)),
+        NotifierFactory::new(Duration::from_secs(3)),
         dispatcher,
         None,
         Arc::new(chat.caches),
@@ -407,7 +407,8 @@ async fn slow_chat_services_do_not_slow_the_alert_call() {
 
     eprintln!("alert() to 3 receivers that take 30 s to answer returned in {took:?}");
     assert_eq!(outcome.queued.len(), 3);
-    assert!(took < Duration::from_millis(100), "alert() took {took:?}");
+    // A post gives up only after 3 s: returning well before that means nothing waited for one.
+    assert!(took < Duration::from_secs(1), "alert() took {took:?}");
     drop(alerter);
     let stats = worker.finish().await;
     assert_eq!(

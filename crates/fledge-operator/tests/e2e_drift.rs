@@ -138,8 +138,22 @@ async fn hand_edits_deletions_and_service_edits_reach_the_virtual_service_betwee
 
     // In sync, a change to the VirtualService still ticks the canary, but the tick reads
     // the VirtualService from the cache and writes nothing.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = virtual_service_requests(&operator).await;
+    // The operator counts a request when its answer arrives, after the API server shows the
+    // write: wait until the count stands still for a second.
+    let mut before = virtual_service_requests(&operator).await;
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = virtual_service_requests(&operator).await;
+        if now == before {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the operator keeps writing the VirtualService"
+        );
+        before = now;
+    }
     assert!(before > 0, "the repairs above are counted");
     virtual_services(&stage)
         .patch(

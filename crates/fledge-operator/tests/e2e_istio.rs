@@ -253,8 +253,9 @@ async fn ab_testing_sends_only_insiders_to_the_canary() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // About 200 requests at 20/s: the bounds are more than 4 standard deviations from 25 %.
     let before = istio.sim.counts(&ns, "podinfo").expect("simulated");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let after = istio.sim.counts(&ns, "podinfo").expect("simulated");
     let (primary, canary) = (after.primary - before.primary, after.canary - before.canary);
     #[allow(
@@ -263,7 +264,7 @@ async fn ab_testing_sends_only_insiders_to_the_canary() {
     )]
     let share = canary as f64 / (primary + canary).max(1) as f64;
     assert!(
-        (0.15..=0.35).contains(&share),
+        (0.12..=0.40).contains(&share),
         "canary share {share:.2} ({primary}/{canary})"
     );
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::operator_process::Operator;
 use common::receiver::Receiver;
 use common::{Stage, podinfo, wait_until};
-use fledge_api::{Canary, CanaryPhase};
+use fledge_api::CanaryPhase;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
@@ -238,15 +238,14 @@ async fn an_operator_killed_mid_analysis_continues_from_the_status_when_restarte
     let mut first = stage.start_operator(OPERATOR);
     stage.reaches(CanaryPhase::Initialized, 30).await;
     stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    wait_until("iteration 2", Duration::from_secs(60), || async {
-        let canary: Canary = stage
-            .canaries
-            .get("podinfo")
-            .await
-            .expect("the Canary is read");
-        canary.status.is_some_and(|s| s.iterations >= 2)
-    })
-    .await;
+    // The log line comes after the status write of the same tick, so once it is out, both
+    // are. (Killing right after the status write would lose the line, not the iteration.)
+    first
+        .wait_for_line(
+            &format!("Advance podinfo.{ns} canary iteration 2/4"),
+            Duration::from_secs(60),
+        )
+        .await;
     first.kill();
     let killed_at = stage
         .canaries

@@ -98,6 +98,10 @@ async fn assert_only_one_acted_at_a_time(standby: &Operator, first: &str, stage:
         early.is_empty(),
         "the standby acted before it led: {early:#?}"
     );
+    // The promotion's Event is recorded right after the Succeeded status.
+    stage
+        .tells(&[format!("Promotion completed! Scaling down podinfo.{ns}")])
+        .await;
     let story = reported(&stage.events).await;
     let handed_over = story
         .iter()
@@ -311,16 +315,25 @@ async fn a_leader_that_finds_another_holder_exits_at_once() {
     );
 
     // Someone else writes the Lease (a split brain the leader must not survive).
-    let mut lease = leases.get(LEASE).await.expect("the Lease");
-    let spec = lease.spec.get_or_insert_with(Default::default);
-    spec.holder_identity = Some("intruder".to_owned());
-    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-        k8s_openapi::jiff::Timestamp::now(),
-    ));
-    leases
-        .replace(LEASE, &kube::api::PostParams::default(), &lease)
-        .await
-        .expect("the Lease is taken");
+    // The leader renews every second, so a write between our read and replace is a conflict:
+    // read again and retry, as any client of optimistic concurrency does.
+    let mut attempts = 0;
+    loop {
+        let mut lease = leases.get(LEASE).await.expect("the Lease");
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        spec.holder_identity = Some("intruder".to_owned());
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        match leases
+            .replace(LEASE, &kube::api::PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 409 && attempts < 10 => attempts += 1,
+            Err(error) => panic!("the Lease is taken: {error}"),
+        }
+    }
 
     let lost = operator
         .wait_for_line("Leadership lost", Duration::from_secs(10))

@@ -287,8 +287,8 @@ async fn context(
 /// from then on `/readyz` answers 200.
 async fn announce_synced(caches: Caches, telemetry: Arc<crate::telemetry::Telemetry>) {
     if caches.wait_until_synced().await {
-        tracing::info!("Watch caches synced");
         telemetry.set_readiness(crate::telemetry::Readiness::Synced);
+        tracing::info!("Watch caches synced");
     }
 }
 
