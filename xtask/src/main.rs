@@ -2,6 +2,7 @@
 //!
 //! Each subcommand lives in its own module; this file only dispatches.
 
+mod bench_cluster;
 mod bench_engine;
 mod bench_index;
 mod bench_metrics;
@@ -20,6 +21,7 @@ fn usage() -> &'static str {
      \n\
      commands:\n\
      \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n\
+     \x20 bench cluster [--starts N]   start-up time of the local control plane (target 10 s)\n\
      \x20 bench engine [--seconds N]   plans per second of the engine (release build, one core)\n\
      \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n\
      \x20 bench operator [--release]   the operator binary: reaction time, memory, API requests\n\
@@ -39,6 +41,9 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "crd" => crd::run(rest),
+        "bench" if rest.first().is_some_and(|what| what == "cluster") => {
+            bench_cluster::run(&rest[1..])
+        }
         "bench" if rest.first().is_some_and(|what| what == "engine") => {
             bench_engine::run(&rest[1..])
         }

@@ -140,7 +140,7 @@ pub async fn install_crd_yaml(
     Ok(names)
 }
 
-/// Waits until every named CRD has condition Established=True.
+/// Waits until every named CRD has condition Established=True and discovery serves it.
 ///
 /// # Errors
 /// [`Error::NotReady`] naming the CRDs still pending after the timeout.
@@ -155,15 +155,22 @@ pub async fn wait_established(client: &kube::Client, names: &[String]) -> Result
                 .get_opt(name)
                 .await
                 .map_err(|e| Error::kube(format!("get crd {name}"), e))?;
+            let Some(crd) = crd else {
+                still.push(name);
+                continue;
+            };
             let established = crd
-                .and_then(|c| c.status)
-                .and_then(|s| s.conditions)
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|conditions| {
                     conditions
                         .iter()
                         .any(|c| c.type_ == "Established" && c.status == "True")
                 });
-            if !established {
+            // Discovery catches up with Established a moment later; a client that resolves
+            // the kind then (kubectl apply, say) would be told the CRD is not installed.
+            if !established || !discovered(client, &crd).await {
                 still.push(name);
             }
         }
@@ -175,10 +182,27 @@ pub async fn wait_established(client: &kube::Client, names: &[String]) -> Result
             return Err(Error::NotReady {
                 what: format!("CRDs {pending:?}"),
                 waited_ms: ESTABLISHED_TIMEOUT.as_millis(),
-                detail: " (condition Established is not True)".to_owned(),
+                detail: " (condition Established is not True, or discovery does not list them yet)"
+                    .to_owned(),
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// Whether discovery lists the CRD's resource in every served version.
+async fn discovered(client: &kube::Client, crd: &CustomResourceDefinition) -> bool {
+    let spec = &crd.spec;
+    for version in spec.versions.iter().filter(|v| v.served) {
+        let group_version = format!("{}/{}", spec.group, version.name);
+        let listed = client
+            .list_api_group_resources(&group_version)
+            .await
+            .is_ok_and(|list| list.resources.iter().any(|r| r.name == spec.names.plural));
+        if !listed {
+            return false;
+        }
+    }
+    true
 }

@@ -109,6 +109,26 @@ async fn the_split_follows_the_weights_in_the_cluster() {
             namespace: Some(ns.name().to_owned()),
         },
     );
+    // Before any workload exists, no pod answers: the client gets the mesh's 503, and no
+    // destination reports the request (Flagger's queries read only the destination's reports).
+    let app = SimApp::new(ns.name(), "podinfo").with_rate(0.0);
+    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default())
+        .await
+        .expect("traffic sim");
+    sim.send(ns.name(), "podinfo", 100);
+    let counts = sim.counts(ns.name(), "podinfo").expect("app");
+    assert_eq!((counts.canary, counts.errors), (100, 100), "{counts:?}");
+    let exposed = reqwest::get(format!("http://{}/metrics", sim.metrics_addr()))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics body");
+    assert!(
+        !exposed.contains(&format!("namespace=\"{}\"", ns.name())),
+        "nothing recorded for the app: {exposed}"
+    );
+
     cluster
         .apply_yaml(
             &(deployment("podinfo", "") + &deployment("podinfo-primary", "")),
@@ -117,11 +137,7 @@ async fn the_split_follows_the_weights_in_the_cluster() {
         .await
         .expect("deployments");
     wait_available(&cluster, ns.name(), &["podinfo", "podinfo-primary"]).await;
-
-    let app = SimApp::new(ns.name(), "podinfo").with_rate(0.0);
-    let sim = TrafficSim::start(cluster.client(), vec![app], TrafficSimConfig::default())
-        .await
-        .expect("traffic sim");
+    sim.refresh().await;
     assert_eq!(
         sim.route_source(ns.name(), "podinfo").as_deref(),
         Some("no routing resource")
@@ -202,9 +218,10 @@ async fn prometheus_computes_the_rates_the_builtin_queries_read() {
         .await
         .expect("prometheus");
     prometheus
-        .wait_for_targets_up(1, Duration::from_secs(15))
+        .wait_for_targets_up(1, Duration::from_secs(30))
         .await
         .expect("target up");
+    // A few seconds of samples, so that the rates below average over a few hundred requests.
     tokio::time::sleep(Duration::from_secs(6)).await;
 
     let ns = ns.name();
@@ -215,16 +232,8 @@ async fn prometheus_computes_the_rates_the_builtin_queries_read() {
              / sum(rate(istio_requests_total{{reporter="destination",destination_workload_namespace="{ns}",destination_workload=~"{workload}"}}[1m])) * 100"#
         )
     };
-    let canary = prometheus
-        .query_value(&success_rate("podinfo"))
-        .await
-        .expect("query")
-        .expect("a value");
-    let primary = prometheus
-        .query_value(&success_rate("podinfo-primary"))
-        .await
-        .expect("query")
-        .expect("a value");
+    let canary = value_of(&prometheus, &success_rate("podinfo")).await;
+    let primary = value_of(&prometheus, &success_rate("podinfo-primary")).await;
     eprintln!("success rate: canary {canary:.1} %, primary {primary:.1} %");
     assert!((canary - 70.0).abs() < 10.0, "canary success rate {canary}");
     assert!(
@@ -232,37 +241,54 @@ async fn prometheus_computes_the_rates_the_builtin_queries_read() {
         "primary success rate {primary}"
     );
 
-    let rate = prometheus
-        .query_value(&format!(r#"sum(rate(istio_requests_total{{destination_workload_namespace="{ns}",destination_workload="podinfo"}}[5s]))"#))
-        .await
-        .expect("query")
-        .expect("a value");
+    // A window shorter than the series' age (~6 s here): a longer one would be extrapolated
+    // from a partial window and read low.
+    let rate = value_of(
+        &prometheus,
+        &format!(r#"sum(rate(istio_requests_total{{destination_workload_namespace="{ns}",destination_workload="podinfo"}}[5s]))"#),
+    )
+    .await;
     eprintln!("canary request rate: {rate:.1}/s (expected 50)");
     assert!((rate - 50.0).abs() < 15.0, "canary request rate {rate}");
 
     // Flagger's request-duration query: p99 of a 400 ms ± 50 % version lands in the 500 ms bucket.
-    let p99 = prometheus
-        .query_value(&format!(
+    let p99 = value_of(
+        &prometheus,
+        &format!(
             r#"histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{{reporter="destination",destination_workload_namespace="{ns}",destination_workload=~"podinfo"}}[1m])) by (le))"#
-        ))
-        .await
-        .expect("query")
-        .expect("a value");
+        ),
+    )
+    .await;
     eprintln!("canary p99 latency: {p99:.0} ms");
     assert!((250.0..=1000.0).contains(&p99), "p99 {p99}");
 
-    // Linkerd's builtin query reads the same traffic under its own names.
-    let linkerd = prometheus
-        .query_value(&format!(
-            r#"sum(rate(response_total{{namespace="{ns}",deployment=~"podinfo",classification!="failure",direction="inbound"}}[1m])) / sum(rate(response_total{{namespace="{ns}",deployment=~"podinfo",direction="inbound"}}[1m])) * 100"#
-        ))
-        .await
-        .expect("query")
-        .expect("a value");
-    assert!(
-        (linkerd - canary).abs() < 1.0,
-        "linkerd {linkerd} vs istio {canary}"
+    // Linkerd's builtin query reads the same traffic under its own names: evaluated in one
+    // query with Istio's, at one instant, the two agree exactly.
+    let linkerd = format!(
+        r#"sum(rate(response_total{{namespace="{ns}",deployment=~"podinfo",classification!="failure",direction="inbound"}}[1m])) / sum(rate(response_total{{namespace="{ns}",deployment=~"podinfo",direction="inbound"}}[1m])) * 100"#
     );
+    let difference = value_of(
+        &prometheus,
+        &format!("({linkerd}) - ({})", success_rate("podinfo")),
+    )
+    .await;
+    assert!(difference.abs() < 1e-9, "linkerd minus istio: {difference}");
+}
+
+/// The value of `promql`, polled until Prometheus has one (the first scrapes of a new target
+/// come a few seconds after it is discovered).
+async fn value_of(prometheus: &LocalPrometheus, promql: &str) -> f64 {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = prometheus.query_value(promql).await.expect("query") {
+            return value;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no value for {promql}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 const HTTP_ROUTE: &str = r"

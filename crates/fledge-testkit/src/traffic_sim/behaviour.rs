@@ -24,7 +24,8 @@ pub struct Behaviour {
     pub latency_ms: f64,
     /// Status of failing requests.
     pub error_status: u16,
-    /// Whether any replica is available; if not, every request gets [`UNAVAILABLE_STATUS`].
+    /// Whether any replica is available; if not, every request gets [`UNAVAILABLE_STATUS`]
+    /// and no destination metrics record it.
     pub available: bool,
 }
 

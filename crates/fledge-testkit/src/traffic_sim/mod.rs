@@ -184,7 +184,8 @@ impl State {
     }
 }
 
-/// Lets `version` answer one request, records it, and returns the status.
+/// Lets `version` answer one request, records it as its destination would, and returns the
+/// status.
 fn answer(
     metrics: &mut MetricsStore,
     sampler: &mut Sampler,
@@ -204,7 +205,9 @@ fn answer(
             };
             (status, b.latency_ms * (0.5 + sampler.uniform()))
         }
-        _ => (UNAVAILABLE_STATUS, 1.0),
+        // No replica to answer: the client gets the mesh's 503, and no destination reports
+        // the request (the series Flagger's queries read are the destination's).
+        _ => return UNAVAILABLE_STATUS,
     };
     let key = SeriesKey {
         namespace: app.app.namespace.clone(),
