@@ -39,9 +39,17 @@ impl Plan {
 /// twice leaves the world as carrying it out once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Create (or update) the primary workload from the target and the primary/canary/apex
-    /// Services, as Flagger's initialization does. Never scales the primary to zero.
+    /// Create the primary workload from the target (while Initializing, make it run the
+    /// target's current pod template, so a new revision of a target whose primary never
+    /// became ready starts over), its ConfigMap/Secret copies, and the `-primary` and
+    /// `-canary` ClusterIP Services. Touches neither the apex Service nor the routing
+    /// objects, so no traffic moves. Never scales the primary to zero.
     InitializePrimary,
+    /// Point the apex Service at the primary and create (or take over) the routing objects
+    /// with all traffic on the primary. Planned only once the primary is ready (or the
+    /// analysis is skipped), before the target is scaled down: onboarding a live service
+    /// costs no request.
+    InitializeRouting,
     /// Set the routes to exactly these weights.
     SetRoutes(RouteTarget),
     /// Scale the target (the canary) to `replicas`.

@@ -166,6 +166,9 @@ impl Cluster {
                     self.primary_revision = Some(self.revision.spec_hash.clone());
                 }
             }
+            // The apex and the routing objects hold no state this simulation tracks: the
+            // routes start all on the primary.
+            Action::InitializeRouting => {}
             Action::SetRoutes(target) => {
                 self.routes = Routes {
                     primary: target.primary,

@@ -236,6 +236,7 @@ impl<'a> Tick<'a> {
             self.act(Action::ReconcilePrimaryAutoscaler);
             self.act(Action::PauseCanaryAutoscaler);
         }
+        self.act(Action::InitializeRouting);
         self.set_routes(100, 0, false);
         self.act(Action::ScaleCanaryToZero);
         let revision = &self.world.revision;

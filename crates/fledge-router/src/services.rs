@@ -262,9 +262,28 @@ impl ServiceRouter {
     /// deployed with the app) is adopted: Fledge takes over its selector and ports and leaves
     /// its labels, annotations and owners alone.
     pub async fn reconcile(&self, canary: &Canary, target: &ServiceTarget) -> Result<()> {
-        let identity = CanaryIdentity::of(canary)?;
+        self.reconcile_generated(canary, target).await?;
+        self.reconcile_apex(canary, target).await
+    }
+
+    /// Creates or updates the `-primary` and `-canary` Services only. No traffic moves: the
+    /// apex Service, which clients address, is left as it is.
+    pub async fn reconcile_generated(&self, canary: &Canary, target: &ServiceTarget) -> Result<()> {
         let services = render_services(canary, target)?;
-        for service in [&services.primary, &services.canary, &services.apex] {
+        self.apply_services(canary, &[&services.primary, &services.canary])
+            .await
+    }
+
+    /// Creates, updates or adopts the apex Service, pointing it at the primary's pods. Call it
+    /// once the primary is ready: from then on the apex's clients reach the primary.
+    pub async fn reconcile_apex(&self, canary: &Canary, target: &ServiceTarget) -> Result<()> {
+        let services = render_services(canary, target)?;
+        self.apply_services(canary, &[&services.apex]).await
+    }
+
+    async fn apply_services(&self, canary: &Canary, services: &[&Service]) -> Result<()> {
+        let identity = CanaryIdentity::of(canary)?;
+        for service in services {
             let desired = as_traffic_object(service)?;
             let existing = self
                 .applier

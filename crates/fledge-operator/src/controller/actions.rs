@@ -26,7 +26,8 @@ impl Execution<'_> {
     pub async fn carry_out(&self, action: &Action) -> Result<Option<fledge_engine::Event>> {
         let applier = &self.ctx.applier;
         match (action, self.target) {
-            (Action::InitializePrimary, _) => self.initialize().await?,
+            (Action::InitializePrimary, _) => self.initialize_primary().await?,
+            (Action::InitializeRouting, _) => self.initialize_routing().await?,
             (Action::SetRoutes(target), _) => {
                 self.router
                     .set_routes(self.canary, routes(target))
@@ -85,23 +86,40 @@ impl Execution<'_> {
         Ok(None)
     }
 
-    /// The primary and the apex, primary and canary Services, then the mesh routes. A
-    /// Service target's copies are kept on every tick and its apex is the user's own.
-    async fn initialize(&self) -> Result<()> {
+    /// The primary (made to run the target's template while the canary initializes) and the
+    /// `-primary` / `-canary` Services. The apex Service and the mesh routes are not touched:
+    /// until the primary is ready, the target keeps serving its clients.
+    async fn initialize_primary(&self) -> Result<()> {
+        let Target::Workload(w) = self.target else {
+            // A Service target's copies are kept on every tick and its apex is the user's own.
+            return Ok(());
+        };
+        // Re-applied while initializing (a no-op once it matches), so a new revision of a
+        // target whose primary never became ready starts over with the new template.
+        self.ctx
+            .applier
+            .promote(
+                self.canary,
+                &w.target,
+                &w.configs,
+                &w.sources,
+                w.primary.as_ref(),
+            )
+            .await?;
+        let (services, selector) = self.apex_services(&w.target)?;
+        services
+            .reconcile_generated(self.canary, &selector)
+            .await
+            .map_err(Error::Router)
+    }
+
+    /// Once the primary is ready: the apex Service selects the primary's pods, then the mesh
+    /// routes are created or taken over (all traffic to the primary).
+    async fn initialize_routing(&self) -> Result<()> {
         if let Target::Workload(w) = self.target {
-            self.ctx
-                .applier
-                .ensure_primary(
-                    self.canary,
-                    &w.target,
-                    &w.configs,
-                    &w.sources,
-                    w.primary.as_ref(),
-                )
-                .await?;
             let (services, selector) = self.apex_services(&w.target)?;
             services
-                .reconcile(self.canary, &selector)
+                .reconcile_apex(self.canary, &selector)
                 .await
                 .map_err(Error::Router)?;
         }

@@ -85,7 +85,7 @@ fn repairs(phase: CanaryPhase, actions: &[Action]) -> bool {
     let routing_written = actions.iter().any(|action| {
         matches!(
             action,
-            Action::InitializePrimary | Action::SetRoutes(_) | Action::RevertRouting
+            Action::InitializeRouting | Action::SetRoutes(_) | Action::RevertRouting
         )
     });
     !routing_unsettled && !routing_written
@@ -217,7 +217,7 @@ mod tests {
         assert!(!repairs(CanaryPhase::Progressing, &[set_routes]));
         assert!(!repairs(
             CanaryPhase::Initialized,
-            &[Action::InitializePrimary]
+            &[Action::InitializeRouting]
         ));
         assert!(!repairs(CanaryPhase::Failed, &[Action::RevertRouting]));
     }
