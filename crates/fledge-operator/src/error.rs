@@ -7,6 +7,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// configuration. Every message names the object or flag at fault and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A tick panicked. The panic was contained to this canary's tick; the others carry on.
+    #[error("the tick panicked: {message}; this is a bug in fledge-operator, please report it")]
+    TickPanicked {
+        /// The panic's message.
+        message: String,
+    },
+
     /// The Canary lacks metadata the operator needs (name, namespace or uid).
     #[error(
         "canary {name:?}: metadata.{field} is missing; read the Canary from the API server before acting on it"

@@ -15,7 +15,7 @@
 //! rollout early); it needs no plan, since a paced tick writes nothing else that the cache
 //! could be behind on.
 
-use fledge_api::{Canary, CanaryPhase};
+use fledge_api::{Canary, CanaryPhase, CanaryStatus};
 use fledge_engine::Action;
 use fledge_router::{Router, Routes};
 
@@ -32,17 +32,18 @@ pub enum Repair {
     /// Its content differs from the render: update it ([`Router::reconcile`], keeping the
     /// split it holds).
     Update,
-    /// It is right but for the split, which at rest is all to the primary
-    /// ([`Router::set_routes`]).
-    Split,
+    /// It is right but for the split, which at rest is the one the engine recorded in
+    /// `status.canaryWeight` — all to the primary, or all to the canary after a failed
+    /// promotion ([`Router::set_routes`]).
+    Split(Routes),
 }
 
 /// Repairs `canary`'s routing object when the watch cache shows it deleted or drifted, for a
-/// canary in `phase` (the phase after the tick) whose tick carried out `actions`. Nothing is
-/// read from the API server unless there is something to repair; a failed repair is logged
+/// canary with `status` (the status after the tick) whose tick carried out `actions`. Nothing
+/// is read from the API server unless there is something to repair; a failed repair is logged
 /// and tried again at the next tick.
-pub async fn repair(ctx: &Context, canary: &Canary, phase: CanaryPhase, actions: &[Action]) {
-    if !repairs(phase, actions) {
+pub async fn repair(ctx: &Context, canary: &Canary, status: &CanaryStatus, actions: &[Action]) {
+    if !repairs(status.phase, actions) {
         return;
     }
     let provider = canary.spec.effective_provider(Some(&ctx.default_provider));
@@ -59,11 +60,11 @@ pub async fn repair(ctx: &Context, canary: &Canary, phase: CanaryPhase, actions:
     let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
     let apex = canary.spec.service_names().apex;
     let cached = ctx.lazy.get(&resource, namespace, &apex);
-    let needed = needs(router.as_ref(), canary, phase, &cached);
+    let needed = needs(router.as_ref(), canary, status, &cached);
     let written = match needed {
         Repair::None => return,
         Repair::Create | Repair::Update => router.reconcile(canary).await,
-        Repair::Split => router.set_routes(canary, Routes::INITIAL).await,
+        Repair::Split(split) => router.set_routes(canary, split).await,
     };
     let kind = &resource.kind;
     match written {
@@ -91,10 +92,17 @@ fn repairs(phase: CanaryPhase, actions: &[Action]) -> bool {
     !routing_unsettled && !routing_written
 }
 
-/// What the routing object as cached needs, for a canary in `phase`. Between rollouts
-/// (Initialized, Succeeded, Failed) the engine has set all traffic to the primary, so another
-/// split is drift too; during one the split is the engine's, read back from the object.
-pub fn needs(router: &dyn Router, canary: &Canary, phase: CanaryPhase, cached: &Cached) -> Repair {
+/// What the routing object as cached needs, for a canary with `status`. Between rollouts
+/// (Initialized, Succeeded, Failed) the split is the one the engine set last and recorded as
+/// `status.canaryWeight` (all to the primary, except after a failed promotion, which leaves
+/// all traffic on the ready canary), so another split is drift too; during a rollout the split
+/// is the engine's, read back from the object.
+pub fn needs(
+    router: &dyn Router,
+    canary: &Canary,
+    status: &CanaryStatus,
+    cached: &Cached,
+) -> Repair {
     let object = match cached {
         Cached::Unknown => return Repair::None,
         Cached::Absent => return Repair::Create,
@@ -110,13 +118,15 @@ pub fn needs(router: &dyn Router, canary: &Canary, phase: CanaryPhase, cached: &
         }
     }
     let at_rest = matches!(
-        phase,
+        status.phase,
         CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed
     );
+    let canary_weight = u32::try_from(status.canary_weight.clamp(0, 100)).unwrap_or(0);
+    let recorded = Routes::weighted(100 - canary_weight, canary_weight);
     // A split that cannot be read (a Gateway not accepting the route yet) is left alone.
     let split = router.routes_in(canary, object).ok();
-    if at_rest && split.is_some_and(|split| split != Routes::INITIAL) {
-        return Repair::Split;
+    if at_rest && split.is_some_and(|split| split != recorded) {
+        return Repair::Split(recorded);
     }
     Repair::None
 }
@@ -143,6 +153,13 @@ mod tests {
         .expect("a valid canary")
     }
 
+    fn at(phase: CanaryPhase) -> CanaryStatus {
+        CanaryStatus {
+            phase,
+            ..CanaryStatus::default()
+        }
+    }
+
     fn router() -> MeshRouter<Istio> {
         let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         MeshRouter::new(Istio, kube::Client::new(service, "test"))
@@ -163,15 +180,15 @@ mod tests {
         let c = canary();
         let in_sync = cached(Routes::INITIAL, |_| {});
         assert_eq!(
-            needs(&router, &c, CanaryPhase::Succeeded, &in_sync),
+            needs(&router, &c, &at(CanaryPhase::Succeeded), &in_sync),
             Repair::None
         );
         assert_eq!(
-            needs(&router, &c, CanaryPhase::Succeeded, &Cached::Unknown),
+            needs(&router, &c, &at(CanaryPhase::Succeeded), &Cached::Unknown),
             Repair::None
         );
         assert_eq!(
-            needs(&router, &c, CanaryPhase::Initialized, &Cached::Absent),
+            needs(&router, &c, &at(CanaryPhase::Initialized), &Cached::Absent),
             Repair::Create
         );
     }
@@ -182,18 +199,41 @@ mod tests {
         let c = canary();
         let edited = cached(Routes::INITIAL, |vs| vs["spec"]["hosts"] = json!(["evil"]));
         assert_eq!(
-            needs(&router, &c, CanaryPhase::Initialized, &edited),
+            needs(&router, &c, &at(CanaryPhase::Initialized), &edited),
             Repair::Update
         );
         let split = cached(Routes::weighted(50, 50), |_| {});
         assert_eq!(
-            needs(&router, &c, CanaryPhase::Initialized, &split),
-            Repair::Split
+            needs(&router, &c, &at(CanaryPhase::Initialized), &split),
+            Repair::Split(Routes::INITIAL)
         );
         assert_eq!(
-            needs(&router, &c, CanaryPhase::Progressing, &split),
+            needs(&router, &c, &at(CanaryPhase::Progressing), &split),
             Repair::None,
             "during a rollout the split is the engine's"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_promotion_the_split_on_the_canary_is_kept_not_repaired() {
+        let router = router();
+        let c = canary();
+        let failed_promotion = CanaryStatus {
+            phase: CanaryPhase::Failed,
+            canary_weight: 100,
+            ..CanaryStatus::default()
+        };
+        let on_canary = cached(Routes::weighted(0, 100), |_| {});
+        assert_eq!(
+            needs(&router, &c, &failed_promotion, &on_canary),
+            Repair::None,
+            "the primary is the broken one: traffic stays on the canary"
+        );
+        let on_primary = cached(Routes::INITIAL, |_| {});
+        assert_eq!(
+            needs(&router, &c, &failed_promotion, &on_primary),
+            Repair::Split(Routes::weighted(0, 100)),
+            "a hand edit back to the primary is drift from what the engine chose"
         );
     }
 

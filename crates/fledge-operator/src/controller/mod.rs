@@ -9,6 +9,7 @@ pub mod caches;
 pub mod canary_index;
 pub mod drift;
 pub mod finalizer;
+pub mod invalid;
 pub mod lazy_caches;
 pub mod metric_checks;
 pub mod target;

@@ -1,6 +1,7 @@
 //! One tick of one canary: observe from the caches, ask the engine, carry out its plan,
 //! write the status, record the events.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,8 @@ use crate::controller::Context;
 use crate::controller::actions::Execution;
 use crate::controller::alerts;
 use crate::controller::drift;
-use crate::controller::finalizer::{self, Deletion, FINALIZER};
+use crate::controller::finalizer::{self, Deletion};
+use crate::controller::invalid;
 use crate::controller::lazy_caches::Cached;
 use crate::controller::metric_checks::run_metric_checks;
 use crate::controller::target::{Kind, Target};
@@ -45,12 +47,48 @@ const TERMINATION_RETRY: Duration = Duration::from_secs(3);
 /// refuses; it is removed once the spec is fixed.
 pub const VALID_CONDITION: &str = "Valid";
 
-/// The reconcile function of the controller: one tick of `canary`.
+/// The longest a tick asks to wait before the next one. Longer intervals are kept by
+/// [`Pacing`]; a requeue far in the future would overflow the controller's timer.
+const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+
+/// The reconcile function of the controller: one tick of `canary`. A panic inside the tick is
+/// contained to this canary: it becomes an error (and a Warning event on the Canary), retried
+/// like any failed tick, while the other canaries carry on.
 pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Requeue> {
     let name = canary.metadata.name.clone().unwrap_or_default();
     let namespace = canary.metadata.namespace.clone().unwrap_or_default();
     let span = tracing::info_span!("canary", name = %name, namespace = %namespace);
-    tick(&canary, &ctx).instrument(span).await
+    let ticked = Box::pin(contain_panic(tick(&canary, &ctx)).instrument(span)).await;
+    match ticked {
+        Err(Error::TickPanicked { message }) => {
+            let line = format!("Tick of {name}.{namespace} panicked: {message}");
+            tracing::error!(%name, %namespace, "{line}");
+            publish_event(&ctx, &canary, EventType::Warning, &line).await;
+            Err(Error::TickPanicked { message })
+        }
+        other => other,
+    }
+}
+
+/// Runs `tick`, turning a panic inside it into [`Error::TickPanicked`].
+pub(crate) async fn contain_panic<T>(tick: impl Future<Output = Result<T>>) -> Result<T> {
+    use futures::FutureExt as _;
+    match std::panic::AssertUnwindSafe(tick).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(Error::TickPanicked { message })
+        }
+    }
+}
+
+/// Tick again after `after`, at most [`MAX_REQUEUE`] from now.
+fn requeue(after: Duration) -> Requeue {
+    Requeue::requeue(after.min(MAX_REQUEUE))
 }
 
 async fn tick(canary: &Canary, ctx: &Context) -> Result<Requeue> {
@@ -82,31 +120,15 @@ async fn settle_finalizer_and_validity(
         ctx.pacing.forget(key);
         return Ok(Some(Requeue::await_change()));
     }
-    let mut problems = fledge_api::validation::check_canary(canary);
-    if problems.is_empty() && Kind::of(canary).is_err() {
-        // A Knative Service, say: said on the Canary instead of failing every few seconds.
-        problems.push(fledge_api::validation::Problem::new(
-            "spec.targetRef.kind",
-            format!(
-                "{} {:?} is not supported by fledge-operator yet; use a Deployment, a DaemonSet or a v1 Service",
-                canary.spec.target_ref.api_version.as_deref().unwrap_or_default(),
-                canary.spec.target_ref.kind.as_deref().unwrap_or_default()
-            ),
-        ));
-    }
+    let problems = invalid::problems(canary, &ctx.default_provider);
     if !problems.is_empty() {
-        if deletion == Deletion::Revert {
-            tracing::error!(
-                "Canary {} is invalid and cannot be reverted; removing {FINALIZER}",
-                subject(canary)
-            );
-            finalizer::set_finalizer(&ctx.client, canary, false).await?;
-            ctx.pacing.forget(key);
+        // Nothing new starts until the Canary is fixed (the fix is a watch event); a rollout
+        // under way goes back to the primary, and deletion still reverts.
+        return if deletion == Deletion::Revert {
+            invalid::revert(ctx, canary, key).await.map(Some)
         } else {
-            report_invalid(ctx, canary, &problems).await?;
-        }
-        // Nothing is touched until the Canary is fixed; the fix is a watch event.
-        return Ok(Some(Requeue::await_change()));
+            invalid::refuse(ctx, canary, &problems).await.map(Some)
+        };
     }
     if let Deletion::SetFinalizer(present) = deletion {
         finalizer::set_finalizer(&ctx.client, canary, present).await?;
@@ -147,8 +169,8 @@ async fn run_engine(
         .wait(&key, &status, &revision, rollout.interval())
         .filter(|_| !deleting)
     {
-        drift::repair(ctx, canary, status.phase, &[]).await;
-        return Ok(Requeue::requeue(wait));
+        drift::repair(ctx, canary, &status, &[]).await;
+        return Ok(requeue(wait));
     }
     if let Target::Service(service) = &target
         && !deleting
@@ -194,7 +216,7 @@ async fn run_engine(
         events.extend(execution.carry_out(action).await?);
     }
     write_status(ctx, canary, &written, &plan.status).await?;
-    drift::repair(ctx, canary, plan.status.phase, &plan.actions).await;
+    drift::repair(ctx, canary, &plan.status, &plan.actions).await;
     // Telemetry: Flagger's metrics of this tick (status, weights, outcome, duration).
     ctx.telemetry
         .observe_tick(canary, &status, &plan.status, started.elapsed());
@@ -222,10 +244,10 @@ async fn after_plan(
             return Ok(Requeue::await_change());
         }
         // Waiting for the restored target: look again soon (its readiness is a watch event too).
-        return Ok(Requeue::requeue(TERMINATION_RETRY.min(plan.requeue_after)));
+        return Ok(requeue(TERMINATION_RETRY.min(plan.requeue_after)));
     }
     ctx.pacing.ticked(key, plan.requeue_after);
-    Ok(Requeue::requeue(plan.requeue_after))
+    Ok(requeue(plan.requeue_after))
 }
 
 /// `name.namespace`, the way Flagger names a canary in messages.
@@ -242,54 +264,6 @@ fn without_invalid_condition(status: &CanaryStatus) -> CanaryStatus {
     let mut status = status.clone();
     status.conditions.retain(|c| c.type_ != VALID_CONDITION);
     status
-}
-
-/// Reports an invalid Canary once per distinct set of problems: a `Valid=False` condition
-/// (reason `InvalidSpec`) whose message lists every problem with its field, and a Warning
-/// event with the same words. Nothing else is written: no workload, Service or route.
-async fn report_invalid(
-    ctx: &Context,
-    canary: &Canary,
-    problems: &[fledge_api::validation::Problem],
-) -> Result<()> {
-    let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    let message = format!("Invalid canary {}: {}", subject(canary), listed.join("; "));
-    let before = canary.status.clone().unwrap_or_default();
-    let already = before
-        .conditions
-        .iter()
-        .any(|c| c.type_ == VALID_CONDITION && c.message.as_deref() == Some(message.as_str()));
-    if already {
-        return Ok(());
-    }
-    tracing::error!("{message}");
-    let mut status = without_invalid_condition(&before);
-    let now =
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
-    status.conditions.push(fledge_api::canary::CanaryCondition {
-        type_: VALID_CONDITION.to_owned(),
-        status: fledge_api::canary::ConditionStatus::False,
-        last_update_time: Some(now.clone()),
-        last_transition_time: Some(now),
-        reason: Some("InvalidSpec".to_owned()),
-        message: Some(message.clone()),
-    });
-    write_status(ctx, canary, &before, &status).await?;
-    let reference = canary.object_ref(&());
-    let event = KubeEvent {
-        type_: EventType::Warning,
-        reason: "Synced".to_owned(),
-        note: Some(message.clone()),
-        action: format!(
-            "Synced-{}",
-            json_hash(&message, "event message").unwrap_or_default()
-        ),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-        tracing::warn!(%error, "cannot record the event");
-    }
-    Ok(())
 }
 
 /// The routes as the router reads them — from the routing cache when it can answer, else
@@ -370,7 +344,7 @@ async fn run_webhook_checks(
 
 /// Writes `status` through the status subresource (server-side apply, so fields the engine
 /// cleared are removed) when it changed.
-async fn write_status(
+pub(crate) async fn write_status(
     ctx: &Context,
     canary: &Canary,
     before: &CanaryStatus,
@@ -422,24 +396,12 @@ async fn record_events(
             fledge_engine::EventLevel::Warning => tracing::warn!("{}", event.message),
             fledge_engine::EventLevel::Error => tracing::error!("{}", event.message),
         }
-        // The recorder folds events with the same type, reason and action into one series;
-        // an action per message keeps each distinct message an Event of its own, as Flagger's
-        // are, while repeats of one message still fold.
-        let action = json_hash(&event.message, "event message").unwrap_or_default();
-        let kube_event = KubeEvent {
-            type_: if event.level.event_type() == "Normal" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: "Synced".to_owned(),
-            note: Some(event.message.clone()),
-            action: format!("Synced-{action}"),
-            secondary: None,
+        let type_ = if event.level.event_type() == "Normal" {
+            EventType::Normal
+        } else {
+            EventType::Warning
         };
-        if let Err(error) = ctx.recorder.publish(&kube_event, &reference).await {
-            tracing::warn!(%error, "cannot record the event");
-        }
+        publish(ctx, &reference, type_, &event.message).await;
         for hook in &event_hooks {
             let sent = ctx
                 .webhooks
@@ -449,6 +411,34 @@ async fn record_events(
                 tracing::warn!(webhook = %hook.name, %error, "event webhook failed");
             }
         }
+    }
+}
+
+/// Records `message` as a Kubernetes Event (reason `Synced`) on `canary`; a failed write is
+/// logged, not fatal.
+pub(crate) async fn publish_event(ctx: &Context, canary: &Canary, type_: EventType, message: &str) {
+    publish(ctx, &canary.object_ref(&()), type_, message).await;
+}
+
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    message: &str,
+) {
+    // The recorder folds events with the same type, reason and action into one series; an
+    // action per message keeps each distinct message an Event of its own, as Flagger's are,
+    // while repeats of one message still fold.
+    let action = json_hash(&message, "event message").unwrap_or_default();
+    let event = KubeEvent {
+        type_,
+        reason: "Synced".to_owned(),
+        note: Some(message.to_owned()),
+        action: format!("Synced-{action}"),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, reference).await {
+        tracing::warn!(%error, "cannot record the event");
     }
 }
 
@@ -492,8 +482,15 @@ impl Pacing {
 
     /// Records that `canary` ticked and is next due after `interval`.
     pub fn ticked(&self, canary: ObjectRef<Canary>, interval: Duration) {
+        let now = Instant::now();
+        // An interval too long for the clock (validation bounds it, the engine library does
+        // not) is as good as never: a day past now is checked again and found not due.
+        let next = now
+            .checked_add(interval)
+            .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+            .unwrap_or(now);
         if let Ok(mut due) = self.due.lock() {
-            due.insert(canary, Instant::now() + interval);
+            due.insert(canary, next);
         }
     }
 
@@ -522,6 +519,37 @@ mod tests {
             last_promoted_spec: Some("older".to_owned()),
             ..CanaryStatus::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_panic_inside_a_tick_is_contained_and_reported_as_an_error() {
+        let panicking = async {
+            let interval = Duration::from_secs(u64::MAX);
+            // What an unchecked `Instant + interval` did with a hostile spec.
+            let _ = std::hint::black_box(Instant::now()) + interval;
+            Ok::<(), Error>(())
+        };
+        let outcome = contain_panic(panicking).await;
+        assert!(
+            matches!(&outcome, Err(Error::TickPanicked { message }) if message.contains("overflow")),
+            "{outcome:?}"
+        );
+        assert!(contain_panic(async { Ok::<u8, Error>(7) }).await.is_ok());
+    }
+
+    #[test]
+    fn an_interval_too_long_for_the_clock_neither_panics_nor_comes_due() {
+        let pacing = Pacing::default();
+        pacing.ticked(key(), Duration::from_secs(u64::MAX));
+        let wait = pacing.wait(&key(), &steady("v2"), &Revision::new("v2"), Duration::MAX);
+        assert!(
+            wait.is_some_and(|w| w > Duration::from_secs(3600)),
+            "{wait:?}"
+        );
+        assert_eq!(
+            requeue(Duration::from_secs(u64::MAX)),
+            Requeue::requeue(MAX_REQUEUE)
+        );
     }
 
     #[test]
