@@ -12,71 +12,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Stage, podinfo, virtual_service_weights};
+use common::istio::IstioStage;
+use common::podinfo;
 use fledge_api::CanaryPhase;
-use fledge_testkit::{LocalPrometheus, SimApp, TrafficSim, TrafficSimConfig};
+use fledge_testkit::TrafficSimConfig;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::Api;
 use serde_json::json;
 
 /// The seeds' analysis, with 10 s intervals so that a story takes about a minute.
 const ANALYSIS: &str = "  analysis:\n    interval: 10s\n    threshold: 2\n    maxWeight: 60\n    stepWeight: 20\n    metrics:\n    \
      - name: request-success-rate\n      thresholdRange: { min: 99 }\n      interval: 1m\n    \
      - name: request-duration\n      thresholdRange: { max: 500 }\n      interval: 30s\n";
-
-/// A stage with Istio's schemas, traffic and Prometheus, and the operator binary running.
-struct IstioStage {
-    stage: Stage,
-    sim: TrafficSim,
-    _prometheus: LocalPrometheus,
-    operator: common::operator_process::Operator,
-}
-
-impl IstioStage {
-    async fn set_up(spec: &str, app: impl FnOnce(SimApp) -> SimApp) -> Self {
-        let stage = Stage::set_up(&format!("  provider: istio\n{spec}")).await;
-        stage
-            .cluster
-            .install_mesh_crds()
-            .await
-            .expect("Istio's CRDs install");
-        let sim = TrafficSim::start(
-            stage.cluster.client(),
-            vec![app(SimApp::new(stage.ns(), "podinfo").with_rate(20.0))],
-            TrafficSimConfig::default(),
-        )
-        .await
-        .expect("the traffic simulator starts");
-        let prometheus = LocalPrometheus::start(&[sim.metrics_addr()])
-            .await
-            .expect("a local Prometheus");
-        let server = format!("-metrics-server={}", prometheus.url());
-        let operator = stage.start_operator(&["-mesh-provider=istio", &server]);
-        Self {
-            stage,
-            sim,
-            _prometheus: prometheus,
-            operator,
-        }
-    }
-
-    fn ns(&self) -> String {
-        self.stage.ns().to_owned()
-    }
-
-    /// (primary, canary) weights of the VirtualService's default route.
-    async fn weights(&self) -> (i64, i64) {
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "networking.istio.io",
-            "v1beta1",
-            "VirtualService",
-        ));
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.stage.cluster.client(), self.stage.ns(), &resource);
-        let vs = api.get("podinfo").await.expect("the VirtualService exists");
-        virtual_service_weights(&vs.data["spec"])
-    }
-}
 
 #[tokio::test]
 async fn a_healthy_version_walks_every_weight_step_and_is_promoted() {

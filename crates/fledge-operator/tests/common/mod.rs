@@ -7,6 +7,7 @@
     reason = "each test binary uses the part of the stage its stories need"
 )]
 
+pub mod istio;
 pub mod operator_process;
 pub mod receiver;
 
@@ -116,7 +117,7 @@ pub fn image(deployment: &Deployment) -> Option<String> {
 pub struct Stage {
     pub cluster: LocalCluster,
     pub namespace: TempNamespace,
-    _sim: ClusterSim,
+    pub sim: ClusterSim,
     pub deployments: Api<Deployment>,
     pub canaries: Api<Canary>,
     pub events: Api<Event>,
@@ -134,6 +135,18 @@ impl Stage {
 
     /// Sets up with the Canary's `targetRef` and its spec lines after it.
     pub async fn set_up_targeting(target_ref: &str, spec: &str) -> Self {
+        let stage = Self::prepare(Duration::from_millis(200)).await;
+        stage
+            .create_canary(&format!(
+                "targetRef: {target_ref}\n  progressDeadlineSeconds: 60\n  service: {{ port: 9898 }}\n{spec}"
+            ))
+            .await;
+        stage
+    }
+
+    /// A control plane, the simulator (pods ready `ready_delay` after a change) and the
+    /// podinfo Deployment (2 replicas), without a Canary yet.
+    pub async fn prepare(ready_delay: Duration) -> Self {
         let cluster = LocalCluster::start().await.expect("a local control plane");
         cluster
             .install_fledge_crds()
@@ -146,11 +159,11 @@ impl Stage {
         let ns = namespace.name().to_owned();
         let client = cluster.client();
         let sim_config = ClusterSimConfig {
-            ready_delay: Duration::from_millis(200),
+            ready_delay,
             namespace: Some(ns.clone()),
         };
         let stage = Self {
-            _sim: ClusterSim::start(client.clone(), sim_config),
+            sim: ClusterSim::start(client.clone(), sim_config),
             deployments: Api::namespaced(client.clone(), &ns),
             canaries: Api::namespaced(client.clone(), &ns),
             events: Api::namespaced(client, &ns),
@@ -158,15 +171,18 @@ impl Stage {
             namespace,
         };
         stage.kubectl_apply(podinfo("podinfo:6.0.0", Some(2))).await;
+        stage
+    }
+
+    /// Creates the Canary `podinfo` with `spec` (the lines under `spec:`, indented by two).
+    pub async fn create_canary(&self, spec: &str) {
         let canary: Canary = fledge_api::yaml::from_str(&format!(
-            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{ name: podinfo, namespace: {ns} }}\nspec:\n  \
-             targetRef: {target_ref}\n  \
-             progressDeadlineSeconds: 60\n  service: {{ port: 9898 }}\n{spec}"
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{ name: podinfo, namespace: {} }}\nspec:\n  {spec}",
+            self.ns()
         ))
         .expect("a valid Canary");
-        let created = stage.canaries.create(&PostParams::default(), &canary).await;
+        let created = self.canaries.create(&PostParams::default(), &canary).await;
         created.expect("the Canary is created");
-        stage
     }
 
     /// Waits until the Canary reaches `phase`, failing after `seconds`.

@@ -11,6 +11,7 @@ mod hpa;
 pub mod workload;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -43,10 +44,28 @@ impl Default for ClusterSimConfig {
     }
 }
 
+/// Generations of a Deployment that never become ready: those after `after`, up to `until`.
+#[derive(Clone, Copy, Debug)]
+struct Hold {
+    after: i64,
+    until: Option<i64>,
+}
+
+impl Hold {
+    fn holds(self, generation: i64) -> bool {
+        generation > self.after && self.until.is_none_or(|until| generation <= until)
+    }
+}
+
+/// Deployments whose rollouts are held unready, by `namespace/name`.
+type Held = Arc<Mutex<HashMap<(String, String), Hold>>>;
+
 /// A running simulator; dropping it stops it.
 #[derive(Debug)]
 pub struct ClusterSim {
     tasks: Vec<JoinHandle<()>>,
+    deployments: Store<Deployment>,
+    held: Held,
 }
 
 impl ClusterSim {
@@ -56,18 +75,58 @@ impl ClusterSim {
         let daemonsets: Api<DaemonSet> = api(&client, config.namespace.as_deref());
         let (deployment_store, deployment_watch) = watch(deployments);
         let (daemonset_store, daemonset_watch) = watch(daemonsets);
+        let held = Held::default();
         let tasks = vec![
             deployment_watch,
             daemonset_watch,
             tokio::spawn(run_workloads(
                 client.clone(),
-                deployment_store,
+                deployment_store.clone(),
                 daemonset_store,
                 config.ready_delay,
+                held.clone(),
             )),
             tokio::spawn(hpa::run(client, config.namespace)),
         ];
-        Self { tasks }
+        Self {
+            tasks,
+            deployments: deployment_store,
+            held,
+        }
+    }
+
+    /// From now on, every new rollout of the Deployment `namespace/name` (the next spec change,
+    /// or its creation when it does not exist yet) never becomes ready and, after its progress
+    /// deadline, reports `ProgressDeadlineExceeded`; the pods of the generation running now
+    /// keep serving. A primary that cannot start, whatever its template says.
+    pub fn hold_next_rollout(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let hold = Hold {
+            after: self.generation(namespace, name),
+            until: None,
+        };
+        if let Ok(mut held) = self.held.lock() {
+            held.insert(key, hold);
+        }
+    }
+
+    /// Lets the rollouts of `namespace/name` become ready again from its next spec change on
+    /// (the generation running now stays as it is: unready if it was held).
+    pub fn release(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_owned(), name.to_owned());
+        let current = self.generation(namespace, name);
+        if let Ok(mut held) = self.held.lock()
+            && let Some(hold) = held.get_mut(&key)
+        {
+            hold.until = Some(current);
+        }
+    }
+
+    fn generation(&self, namespace: &str, name: &str) -> i64 {
+        self.deployments
+            .get(&reflector::ObjectRef::new(name).within(namespace))
+            .and_then(|d| d.metadata.generation)
+            .unwrap_or(0)
     }
 
     /// Stops the simulator.
@@ -129,6 +188,7 @@ async fn run_workloads(
     deployment_store: Store<Deployment>,
     daemonset_store: Store<DaemonSet>,
     ready_delay: Duration,
+    held: Held,
 ) {
     let mut seen = FirstSeen::default();
     let mut ticker = tokio::time::interval(TICK);
@@ -141,7 +201,15 @@ async fn run_workloads(
                 deployment.metadata.generation.unwrap_or(0),
                 now,
             );
-            let mut desired = workload::deployment_status(&deployment, elapsed, ready_delay);
+            let generation = deployment.metadata.generation.unwrap_or(0);
+            let key = (
+                deployment.metadata.namespace.clone().unwrap_or_default(),
+                deployment.name_any(),
+            );
+            let is_held = held
+                .lock()
+                .is_ok_and(|held| held.get(&key).is_some_and(|hold| hold.holds(generation)));
+            let mut desired = workload::rollout_status(&deployment, elapsed, ready_delay, is_held);
             let current = deployment.status.as_ref();
             if current.is_some_and(|c| workload::same_deployment_status(c, &desired)) {
                 continue;

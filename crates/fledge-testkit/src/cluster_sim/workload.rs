@@ -41,6 +41,18 @@ pub fn deployment_status(
     elapsed: Duration,
     ready_delay: Duration,
 ) -> DeploymentStatus {
+    rollout_status(deployment, elapsed, ready_delay, false)
+}
+
+/// [`deployment_status`], where `held` makes the current generation's pods never ready (as
+/// [`READY_ENV`]`=false` does), whatever the template says: a rollout broken by something
+/// outside the pod template (a node pool, a quota).
+pub fn rollout_status(
+    deployment: &Deployment,
+    elapsed: Duration,
+    ready_delay: Duration,
+    held: bool,
+) -> DeploymentStatus {
     let generation = deployment.metadata.generation;
     let Some(spec) = &deployment.spec else {
         return DeploymentStatus {
@@ -55,7 +67,7 @@ pub fn deployment_status(
             .unwrap_or(DEFAULT_PROGRESS_DEADLINE)
             .max(0) as u32,
     ));
-    let ready = replicas == 0 || (elapsed >= ready_delay && !never_ready(&spec.template));
+    let ready = replicas == 0 || (elapsed >= ready_delay && !held && !never_ready(&spec.template));
     // A rolling update: until the new pods are ready, the old ones keep serving (as many as
     // are still wanted) and none counts as updated.
     let serving_before = deployment
