@@ -133,12 +133,18 @@ impl Stage {
         .await
     }
 
-    /// Sets up with the Canary's `targetRef` and its spec lines after it.
+    /// Sets up with the Canary's `targetRef` and its spec lines after it (with a progress
+    /// deadline of 60 s unless they set one).
     pub async fn set_up_targeting(target_ref: &str, spec: &str) -> Self {
         let stage = Self::prepare(Duration::from_millis(200)).await;
+        let deadline = if spec.contains("progressDeadlineSeconds:") {
+            ""
+        } else {
+            "progressDeadlineSeconds: 60\n  "
+        };
         stage
             .create_canary(&format!(
-                "targetRef: {target_ref}\n  progressDeadlineSeconds: 60\n  service: {{ port: 9898 }}\n{spec}"
+                "targetRef: {target_ref}\n  {deadline}service: {{ port: 9898 }}\n{spec}"
             ))
             .await;
         stage
