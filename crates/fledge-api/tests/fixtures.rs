@@ -1,34 +1,18 @@
 //! Every manifest from Flagger's documentation and the seed articles, read as a user would.
 //!
-//! `../shared/fixtures` sits beside the checkout on developer machines and in CI. Without it
-//! these tests fail under `CI=true` and pass with a note elsewhere.
+//! The manifests live in `tests/fixtures/` (see its README for their source).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use fledge_api::validation::{DocumentReport, Verdict, validate_yaml};
 
-fn fixtures_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing: CI must run with shared/ beside the checkout",
-        dir.display()
-    );
-    eprintln!(
-        "note: {} not found; fixture tests skipped outside CI",
-        dir.display()
-    );
-    None
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 fn manifests(folder: &str) -> Vec<(PathBuf, Vec<DocumentReport>)> {
-    let Some(dir) = fixtures_dir() else {
-        return Vec::new();
-    };
+    let dir = fixtures_dir();
     let mut files: Vec<PathBuf> = fs::read_dir(dir.join(folder))
         .expect("fixture folder")
         .map(|e| e.expect("entry").path())

@@ -56,17 +56,9 @@ async fn the_api_server_accepts_every_example_and_flagger_manifest() {
         .expect("namespace");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut files = yaml_files(&root.join("examples/podinfo"));
-    let shared = root.join("../shared/fixtures");
-    if shared.is_dir() {
-        files.extend(yaml_files(&shared.join("flagger-docs")));
-        files.extend(yaml_files(&shared.join("seeds")));
-    } else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} is missing under CI",
-            shared.display()
-        );
-    }
+    let fixtures = root.join("crates/fledge-api/tests/fixtures");
+    files.extend(yaml_files(&fixtures.join("flagger-docs")));
+    files.extend(yaml_files(&fixtures.join("seeds")));
     let mut applied = 0;
     for path in &files {
         for document in fledge_documents(path) {

@@ -2,7 +2,7 @@
 //! and every Prometheus one renders to PromQL a real Prometheus accepts.
 //!
 //! The files under `tests/fixtures/metric-templates/` are copies of the MetricTemplate
-//! manifests in the project's shared fixtures (`flagger-docs/`, `seeds/`).
+//! manifests in fledge-api's fixtures (`crates/fledge-api/tests/fixtures/`: `flagger-docs/`, `seeds/`).
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 

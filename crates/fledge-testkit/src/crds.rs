@@ -57,16 +57,14 @@ pub async fn install_fledge_crds(client: &kube::Client) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The directory of upstream mesh CRDs, if this machine has it: `$FLEDGE_MESH_CRDS`, else
-/// `../shared/reference/mesh-crds` beside the workspace.
+/// The directory of upstream mesh CRDs: `$FLEDGE_MESH_CRDS`, else the copies kept in this
+/// crate (`crds/upstream/`, see its README for sources and the 1.20 adaptation); `None` only
+/// when the variable names a directory that does not exist.
 pub fn reference_mesh_crds_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("FLEDGE_MESH_CRDS") {
         return Some(PathBuf::from(dir)).filter(|d| d.is_dir());
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::canonicalize(workspace.join("../shared/reference/mesh-crds"))
-        .ok()
-        .filter(|d| d.is_dir())
+    Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/upstream")).filter(|d| d.is_dir())
 }
 
 /// Installs the mesh CRDs routers write (Istio VirtualService/DestinationRule, SMI

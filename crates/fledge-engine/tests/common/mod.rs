@@ -18,7 +18,7 @@ pub fn canary(yaml: &str) -> Canary {
 /// Reads a fixture of the seed articles.
 pub fn fixture(name: &str) -> Canary {
     let path = format!(
-        "{}/../../../shared/fixtures/seeds/{name}",
+        "{}/../fledge-api/tests/fixtures/seeds/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

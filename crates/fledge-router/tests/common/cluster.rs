@@ -31,7 +31,7 @@ impl Env {
             .expect("mesh CRDs install");
         assert!(
             matches!(source, fledge_testkit::MeshCrdSource::Reference(_)),
-            "the router tests check objects against the real mesh schemas in ../shared/reference/mesh-crds"
+            "the router tests check objects against the real mesh schemas in fledge-testkit/crds/upstream"
         );
         let namespace = cluster.temp_namespace(prefix).await.expect("a namespace");
         let client = cluster.client();
