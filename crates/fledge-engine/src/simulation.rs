@@ -158,6 +158,14 @@ impl Cluster {
         }
     }
 
+    /// The primary loses its pods at `tick` (a node drain, an eviction); they are ready again
+    /// `ready_after` ticks later (`None`: never).
+    pub fn disrupt_primary(&mut self, tick: u32, now: Timestamp, ready_after: Option<u32>) {
+        if let Some(primary) = &mut self.primary {
+            *primary = Self::rolling(primary.replicas, ready_after, tick, now);
+        }
+    }
+
     fn rolling(replicas: u32, after: Option<u32>, tick: u32, now: Timestamp) -> Workload {
         Workload {
             replicas,

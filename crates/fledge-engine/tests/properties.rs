@@ -6,8 +6,9 @@ use common::random::{Case, Flaky, Shape, case, observe, passing, start};
 use fledge_api::strategy::Strategy as Release;
 use fledge_api::{CanaryPhase, CanaryStatus};
 use fledge_engine::simulation::{AllPassing, CheckSource, Cluster, Simulation, Timing};
-use fledge_engine::{Action, Observation, Plan, Rollout, advance};
+use fledge_engine::{Action, Observation, Plan, Rollout, Timestamp, WorkloadState, World, advance};
 use proptest::prelude::*;
+use std::time::Duration;
 /// Drives `case` for `ticks` ticks, checking every plan and every action as it is carried out;
 /// returns every phase the canary went through.
 fn check_invariants(
@@ -23,18 +24,27 @@ fn check_invariants(
         checks,
         ticks,
         new_revision_at,
+        None,
         &mut |_, _, _| {},
     )
 }
 
-/// As [`check_invariants`], with `also` checking every plan against the status and the
-/// observation it was planned from.
+/// The primary loses its pods at a tick and gets them back some ticks later (or never).
+#[derive(Clone, Copy, Debug)]
+struct Disruption {
+    at: u32,
+    ready_after: Option<u32>,
+}
+
+/// As [`check_invariants`], with the primary disrupted as `disruption` says, and `also`
+/// checking every plan against the status and the observation it was planned from.
 fn drive(
     case: &Case,
     timing: Timing,
     checks: &mut dyn CheckSource,
     ticks: u32,
     new_revision_at: Option<u32>,
+    disruption: Option<Disruption>,
     also: &mut dyn FnMut(&CanaryStatus, &Observation, &Plan),
 ) -> Vec<CanaryPhase> {
     let canary = case.canary();
@@ -51,6 +61,9 @@ fn drive(
         if first || (deployed && Some(tick) == new_revision_at) {
             deployed = true;
             cluster.deploy(&format!("v{}", tick + 2), tick, now);
+        }
+        if let Some(outage) = disruption.filter(|d| d.at == tick) {
+            cluster.disrupt_primary(tick, now, outage.ready_after);
         }
         let observation = observe(&rollout, &status, &cluster, tick, now, checks);
         let plan = rollout
@@ -103,7 +116,12 @@ fn check_plan(
                 "weights sum to 100: {target:?}"
             );
             assert!(target.canary <= 100 && target.primary <= 100);
-            if rollout.strategy() == Release::Canary {
+            // A promotion failed on a stuck primary sends everything to the canary.
+            let promoting = matches!(
+                before.phase,
+                CanaryPhase::Promoting | CanaryPhase::Finalising
+            );
+            if rollout.strategy() == Release::Canary && !promoting {
                 assert!(
                     target.canary <= max_weight,
                     "canary weight {} above maxWeight {max_weight}",
@@ -174,8 +192,242 @@ fn check_plan(
     }
 }
 
+/// Random rollout speeds of both workloads, including a primary that never becomes ready
+/// (at onboarding, or once a promoted revision is copied to it) and a canary that never does.
+fn readiness() -> impl Strategy<Value = Timing> {
+    (
+        proptest::option::of(0u32..4),
+        proptest::option::of(0u32..4),
+        proptest::option::of(0u32..4),
+    )
+        .prop_map(|(canary, primary, promoted)| Timing {
+            canary_ready_after: canary,
+            primary_ready_after: primary,
+            promoted_primary_ready_after: promoted,
+        })
+}
+
+/// Whether the observed primary can serve: it exists, runs pods, and has rolled them all out
+/// (Flagger's readiness with the default readyThreshold of 100%).
+fn primary_serves(world: &World) -> bool {
+    world.primary.as_ref().is_some_and(|p: &WorkloadState| {
+        p.generation_observed
+            && !p.progress_deadline_exceeded
+            && p.desired_replicas > 0
+            && p.updated_replicas >= p.desired_replicas
+            && p.replicas <= p.updated_replicas
+            && p.available_replicas >= p.updated_replicas
+    })
+}
+
+/// A fault injected into one tick of the operator.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// The operator dies after carrying out this many actions of the plan (all of them when
+    /// the plan is shorter): the status is not written; it restarts and ticks again at once.
+    Crash(usize),
+    /// Every action is carried out but the status write fails; the operator's error retry
+    /// ticks again 5 s later.
+    StatusLost,
+}
+
+/// The operator's retry after a failed tick.
+const ERROR_RETRY: Duration = Duration::from_secs(5);
+
+fn fault_schedule() -> impl Strategy<Value = Vec<Option<Fault>>> {
+    proptest::collection::vec(
+        prop_oneof![
+            3 => Just(None),
+            1 => (0usize..8).prop_map(|n| Some(Fault::Crash(n))),
+            1 => Just(Some(Fault::StatusLost)),
+        ],
+        90,
+    )
+}
+
+/// Whether every check this tick consulted for its analysis passed: the metrics, the
+/// pre-rollout and rollout hooks, and the confirm-traffic-increase gate.
+fn analysis_passed(observation: &Observation) -> bool {
+    passing(observation)
+        && observation
+            .webhooks
+            .iter()
+            .filter(|(name, _)| matches!(name.as_str(), "smoke" | "load-test" | "traffic-gate"))
+            .all(|(_, outcome)| outcome.passed())
+}
+
+/// What a run under faults did: weight increases while analysing, and the engine's own
+/// words about routes that differed from the recorded weight.
+#[derive(Default)]
+struct PacedRun {
+    increases: usize,
+    drift_repairs: usize,
+}
+
+/// Drives `case` through `schedule` (one entry per tick; a tick right after a faulty one runs
+/// clean) and checks the pacing of every canary weight increase while analysing.
+fn pace_under_faults(
+    case: &Case,
+    timing: Timing,
+    checks: &mut dyn CheckSource,
+    schedule: &[Option<Fault>],
+    new_revision_at: Option<usize>,
+) -> PacedRun {
+    let rollout = Rollout::new(&case.canary(), Some("istio")).expect("a plannable canary");
+    let interval = rollout.interval();
+    let mut cluster = Cluster::new("v1", 2, timing);
+    let mut status = CanaryStatus::default();
+    let mut now = start();
+    let mut run = PacedRun::default();
+    // When the canary weight last changed, or the rollout (re)started.
+    let mut last_change: Option<Timestamp> = None;
+    let mut deployed = false;
+    let mut faulted_before = false;
+    for (attempt, scheduled) in (0u32..).zip(schedule) {
+        let first = !deployed && status.phase == CanaryPhase::Initialized;
+        if first || (deployed && Some(attempt as usize) == new_revision_at) {
+            deployed = true;
+            cluster.deploy(&format!("v{}", attempt + 2), attempt, now);
+        }
+        let observation = observe(&rollout, &status, &cluster, attempt, now, checks);
+        let plan = rollout
+            .plan(&status, &observation, now)
+            .expect("every needed check was observed");
+        let fault = if faulted_before { None } else { *scheduled };
+        faulted_before = fault.is_some();
+        if plan
+            .messages()
+            .any(|m| m.starts_with("New revision detected!"))
+        {
+            last_change = Some(now);
+        }
+        run.drift_repairs += plan
+            .messages()
+            .filter(|m| m.starts_with("Routes of"))
+            .count();
+        let analysing = matches!(
+            status.phase,
+            CanaryPhase::Progressing | CanaryPhase::WaitingPromotion
+        );
+        let done = match fault {
+            Some(Fault::Crash(after)) => after.min(plan.actions.len()),
+            _ => plan.actions.len(),
+        };
+        for action in &plan.actions[..done] {
+            let before = cluster.routes.canary;
+            cluster.apply(action, attempt, now);
+            let after = cluster.routes.canary;
+            if analysing && after > before {
+                run.increases += 1;
+                assert!(
+                    analysis_passed(&observation),
+                    "canary weight {before} -> {after} at {now} by a tick whose analysis failed: {observation:?}"
+                );
+                let since = last_change.expect("a rollout started before any step");
+                let waited = Duration::from_secs(
+                    u64::try_from(now.as_second() - since.as_second()).unwrap_or(0),
+                );
+                assert!(
+                    waited >= interval,
+                    "canary weight {before} -> {after} at {now}, only {waited:?} after the previous change at {since} (interval {interval:?}); fault {fault:?}, plan {plan:?}"
+                );
+            }
+            if after != before {
+                last_change = Some(now);
+            }
+        }
+        match fault {
+            None => {
+                status = plan.status;
+                now = advance(now, plan.requeue_after);
+            }
+            Some(Fault::Crash(_)) => {}
+            Some(Fault::StatusLost) => now = advance(now, ERROR_RETRY),
+        }
+    }
+    run
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Invariant: while the canary is Initializing and the observed primary is not ready, no
+    /// plan points the apex Service or the routes anywhere (`InitializeRouting`,
+    /// `SetRoutes`) or scales the target down (`ScaleCanaryToZero`): onboarding a live
+    /// service costs no request, however slow the primary is, never-ready included.
+    #[test]
+    fn onboarding_moves_no_traffic_and_keeps_the_target_until_the_primary_is_ready(
+        case in case(),
+        seed in any::<u64>(),
+        failure_percent in 0u64..60,
+        timing in readiness(),
+    ) {
+        let mut checks = Flaky { seed, failure_percent };
+        drive(&case, timing, &mut checks, 40, None, None, &mut |status, observation, plan| {
+            if status.phase == CanaryPhase::Initializing && !primary_serves(&observation.world) {
+                let moved = plan.actions.iter().find(|a| {
+                    matches!(a, Action::InitializeRouting | Action::SetRoutes(_) | Action::ScaleCanaryToZero)
+                });
+                assert_eq!(moved, None, "onboarding moved on before the primary was ready: {plan:?}");
+            }
+        });
+    }
+
+    /// Invariant: no plan raises the primary's share of traffic (a `SetRoutes` whose primary
+    /// weight is above the observed routes' primary weight) while the observed primary is
+    /// not ready, in any phase: a primary that cannot serve never receives a healthy canary's
+    /// traffic (no rollback onto it, no promotion traffic shift towards it). The primary is
+    /// slow or never ready at onboarding or promotion, and may lose its pods at any tick.
+    #[test]
+    fn no_plan_gives_a_primary_that_is_not_ready_more_traffic(
+        case in case(),
+        seed in any::<u64>(),
+        failure_percent in 0u64..60,
+        timing in readiness(),
+        new_revision_at in proptest::option::of(3u32..30),
+        disruption in proptest::option::of((2u32..40, proptest::option::of(0u32..30))),
+    ) {
+        let mut checks = Flaky { seed, failure_percent };
+        let disruption = disruption.map(|(at, ready_after)| Disruption { at, ready_after });
+        drive(&case, timing, &mut checks, 60, new_revision_at, disruption, &mut |_, observation, plan| {
+            let world = &observation.world;
+            if primary_serves(world) {
+                return;
+            }
+            for action in &plan.actions {
+                if let Action::SetRoutes(target) = action {
+                    assert!(
+                        target.primary <= world.routes.primary,
+                        "primary share {} -> {} while the primary is not ready: {plan:?}",
+                        world.routes.primary, target.primary
+                    );
+                }
+            }
+        });
+    }
+
+    /// Invariant: every increase of the canary weight while analysing (Progressing,
+    /// WaitingPromotion) is decided by a tick whose analysis passed, and comes at least one
+    /// full `interval` of simulated time after the previous change of the weight (or after
+    /// the rollout started) — with crashes (a prefix of the plan carried out, the status not
+    /// written, an immediate restart) and failed status writes (all actions carried out, the
+    /// status not written, a retry 5 s later) injected at every action boundary of random
+    /// ticks. The tick after a faulty one runs clean: two lost status writes in a row leave
+    /// routes and status exactly as a normal tick finds them, which no status-only engine can
+    /// tell apart.
+    #[test]
+    fn every_weight_step_follows_a_full_interval_of_passing_analysis_despite_crashes_and_lost_status_writes(
+        case in case(),
+        seed in any::<u64>(),
+        failure_percent in 0u64..40,
+        canary_delay in 0u32..3,
+        schedule in fault_schedule(),
+        new_revision_at in proptest::option::of(10usize..60),
+    ) {
+        let timing = Timing { canary_ready_after: Some(canary_delay), ..Timing::default() };
+        let mut checks = Flaky { seed, failure_percent };
+        pace_under_faults(&case, timing, &mut checks, &schedule, new_revision_at);
+    }
 
     #[test]
     fn invariants_hold_against_flaky_checks_and_slow_workloads(
@@ -233,6 +485,43 @@ proptest! {
         prop_assert_eq!(crashed.cluster.canary_running(), clean.cluster.canary_running());
         prop_assert_eq!(&crashed.status.last_promoted_spec, &clean.status.last_promoted_spec);
     }
+}
+
+#[test]
+fn the_fault_schedules_do_reach_weight_steps_and_drifted_routes() {
+    let case = Case {
+        shape: Shape::Canary {
+            step: 10,
+            max: 50,
+            mirror: false,
+        },
+        threshold: 3,
+        promotion_step: None,
+        gates: false,
+    };
+    let mut total = PacedRun::default();
+    for seed in 0..20u64 {
+        let schedule: Vec<Option<Fault>> = (0..90)
+            .map(|tick| match (tick + seed) % 5 {
+                0 => Some(Fault::StatusLost),
+                2 => Some(Fault::Crash(1)),
+                _ => None,
+            })
+            .collect();
+        let mut checks = Flaky {
+            seed,
+            failure_percent: 10,
+        };
+        let run = pace_under_faults(&case, Timing::default(), &mut checks, &schedule, None);
+        total.increases += run.increases;
+        total.drift_repairs += run.drift_repairs;
+    }
+    assert!(total.increases >= 40, "{} weight steps", total.increases);
+    assert!(
+        total.drift_repairs >= 20,
+        "{} drifted routes",
+        total.drift_repairs
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{messages, run_to_end};
+use common::messages;
 use fledge_api::canary::{CanaryCondition, ConditionStatus};
 use fledge_api::{CanaryPhase, CanaryStatus};
 use fledge_engine::simulation::{AllPassing, Cluster, Simulation, Timing};
