@@ -190,9 +190,6 @@ impl Cluster {
                     self.primary_revision = Some(self.revision.spec_hash.clone());
                 }
             }
-            // The apex and the routing objects hold no state this simulation tracks: the
-            // routes start all on the primary.
-            Action::InitializeRouting => {}
             Action::SetRoutes(target) => {
                 self.routes = Routes {
                     primary: target.primary,
@@ -231,7 +228,10 @@ impl Cluster {
                 }
             }
             Action::RevertRouting => self.routes = Routes::ALL_TO_PRIMARY,
-            Action::ResumeCanaryAutoscaler
+            // The apex and the routing objects hold no state this simulation tracks (the
+            // routes start all on the primary), nor do autoscalers and webhooks.
+            Action::InitializeRouting
+            | Action::ResumeCanaryAutoscaler
             | Action::PauseCanaryAutoscaler
             | Action::ReconcilePrimaryAutoscaler
             | Action::CallWebhook { .. } => {}

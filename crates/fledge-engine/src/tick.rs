@@ -212,20 +212,24 @@ impl<'a> Tick<'a> {
             return;
         }
         if r.kubernetes_provider {
-            if r.has_match {
-                self.warn(
-                    "A/B testing is not supported when using the kubernetes provider".to_owned(),
-                );
-            }
-            if r.settings.iterations < 1 {
-                self.warn(
-                    "Progressive traffic is not supported when using the kubernetes provider"
-                        .to_owned(),
-                );
-                self.warn("Setting canaryAnalysis.iterations: 10".to_owned());
-            }
+            self.warn_kubernetes_provider_limits();
         }
         self.advance();
+    }
+
+    /// What plain Services cannot do, said every tick as Flagger says it.
+    fn warn_kubernetes_provider_limits(&mut self) {
+        let r = self.rollout;
+        if r.has_match {
+            self.warn("A/B testing is not supported when using the kubernetes provider".to_owned());
+        }
+        if r.settings.iterations < 1 {
+            self.warn(
+                "Progressive traffic is not supported when using the kubernetes provider"
+                    .to_owned(),
+            );
+            self.warn("Setting canaryAnalysis.iterations: 10".to_owned());
+        }
     }
 
     /// Initializing, in Flagger's order: create the primary; once it is ready, point the apex
@@ -235,11 +239,11 @@ impl<'a> Tick<'a> {
     fn initialize(&mut self) {
         let r = self.rollout;
         self.act(Action::InitializePrimary);
-        if !r.settings.skip_analysis {
-            if let Some(trouble) = self.primary_trouble() {
-                self.report_primary_not_ready(&trouble.message);
-                return;
-            }
+        if !r.settings.skip_analysis
+            && let Some(trouble) = self.primary_trouble()
+        {
+            self.report_primary_not_ready(&trouble.message);
+            return;
         }
         self.act(Action::InitializeRouting);
         self.set_routes(100, 0, false);
