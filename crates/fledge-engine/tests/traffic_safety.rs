@@ -27,6 +27,13 @@ fn weights() -> fledge_api::Canary {
     )
 }
 
+fn with_autoscaler() -> fledge_api::Canary {
+    manifest(
+        "\n  autoscalerRef: {apiVersion: autoscaling/v2, kind: HorizontalPodAutoscaler, name: podinfo}",
+        "    interval: 30s\n    threshold: 5\n    stepWeight: 10\n    maxWeight: 50",
+    )
+}
+
 fn start() -> Timestamp {
     Timestamp::from_second(1_700_000_000).expect("a valid time")
 }
@@ -51,10 +58,7 @@ fn all_to_primary() -> Action {
 
 #[test]
 fn onboarding_creates_the_primary_and_moves_nothing_until_it_is_ready() {
-    let canary = manifest(
-        "\n  autoscalerRef: {apiVersion: autoscaling/v2, kind: HorizontalPodAutoscaler, name: podinfo}",
-        "    interval: 30s\n    stepWeight: 10\n    maxWeight: 50",
-    );
+    let canary = with_autoscaler();
     let timing = Timing::default().primary(Some(2));
     let mut sim = onboarding(&canary, timing);
     let mut checks = AllPassing { value: 100.0 };
@@ -157,7 +161,7 @@ fn a_primary_that_never_becomes_ready_keeps_the_canary_initializing_and_the_targ
 
 #[test]
 fn with_skip_analysis_onboarding_does_not_wait_for_the_primary() {
-    let mut canary = weights();
+    let mut canary = with_autoscaler();
     canary.spec.skip_analysis = true;
     let mut sim = onboarding(&canary, Timing::default().primary(None));
     let record = sim.step(&mut AllPassing { value: 100.0 }).expect("plans");
@@ -167,6 +171,8 @@ fn with_skip_analysis_onboarding_does_not_wait_for_the_primary() {
             Action::InitializePrimary,
             Action::InitializeRouting,
             all_to_primary(),
+            Action::ReconcilePrimaryAutoscaler,
+            Action::PauseCanaryAutoscaler,
             Action::ScaleCanaryToZero
         ]
     );
@@ -274,6 +280,13 @@ fn a_primary_stuck_in_promotion_fails_it_towards_a_ready_canary_and_records_the_
         stuck
             .messages()
             .any(|m| m.starts_with("Promotion of podinfo.test failed, primary not ready:"))
+    );
+    assert_eq!(
+        primary_condition(&stuck.status).and_then(|c| c.message.as_deref()),
+        Some(
+            "podinfo-primary.test not ready: waiting for rollout to finish: 0 of 2 (readyThreshold 100%) updated replicas are available"
+        ),
+        "the failed canary says why"
     );
 }
 
