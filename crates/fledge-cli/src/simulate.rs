@@ -286,6 +286,53 @@ mod tests {
     }
 
     #[test]
+    fn a_primary_that_never_becomes_ready_leaves_the_target_serving_everything() {
+        let story = story("primary-never-ready");
+        assert_eq!(
+            lines_with(
+                &story,
+                "podinfo-primary.test not ready: waiting for rollout to finish"
+            ),
+            20,
+            "one warning per tick, past the 5m deadline too:\n{}",
+            story.text
+        );
+        assert_eq!(lines_with(&story, "Initialization done!"), 0);
+        assert_eq!(lines_with(&story, "Canary failed!"), 0);
+        assert!(
+            story
+                .text
+                .contains("final weights:  none (routing not taken over")
+        );
+        assert!(
+            story.text.contains("canary:         running"),
+            "the target is never scaled down:\n{}",
+            story.text
+        );
+    }
+
+    #[test]
+    fn a_primary_stuck_in_promotion_leaves_all_traffic_on_the_ready_canary() {
+        let story = story("primary-stuck-in-promotion");
+        assert_eq!(
+            lines_with(
+                &story,
+                "Promotion of podinfo.test failed, primary not ready: podinfo-primary.test not ready"
+            ),
+            1,
+            "{}",
+            story.text
+        );
+        assert_eq!(lines_with(&story, "Routing all traffic to primary"), 0);
+        assert!(
+            story.text.contains("final weights:  primary 0, canary 100"),
+            "{}",
+            story.text
+        );
+        assert!(story.text.contains("canary:         running"));
+    }
+
+    #[test]
     fn a_scenario_naming_an_unknown_metric_is_refused() {
         let canary = read_canary(&examples().join("podinfo.yaml")).expect("the example canary");
         let scenario = Scenario::parse("metrics:\n  error-rate: {constant: 1}\n").expect("valid");

@@ -33,6 +33,43 @@ impl Tick<'_> {
         }
     }
 
+    /// One interval of analysis per step: in Progressing, routes that give the canary another
+    /// weight than `status.canaryWeight` mean that a route write landed without its status
+    /// (a failed status write, a crash between the two) or that someone edited them. Routes
+    /// above the recorded weight are set back to it; routes below it are recorded as they
+    /// are (traffic to the canary only grows after a passing analysis). Either way the clock
+    /// restarts and this tick neither analyses nor steps. Only the canary strategy records
+    /// its weight (A/B testing and blue/green do not; WaitingPromotion clears it).
+    pub(crate) fn routes_differ_from_recorded_weight(&mut self) -> bool {
+        let r = self.rollout;
+        if self.phase() != CanaryPhase::Progressing || r.strategy != Strategy::Canary {
+            return false;
+        }
+        let recorded = u32::try_from(self.status.canary_weight)
+            .unwrap_or(0)
+            .min(100);
+        let observed = self.world.routes.canary;
+        if observed == recorded {
+            return false;
+        }
+        if observed > recorded {
+            self.info(format!(
+                "Routes of {} differ from the recorded canary weight {recorded}; setting them back",
+                r.subject.canary
+            ));
+            // A mirroring canary at weight 0 had its mirror on: only mirrored routes step up.
+            self.set_routes(100 - recorded, recorded, r.mirror && recorded == 0);
+        } else {
+            self.info(format!(
+                "Routes of {} give the canary weight {observed}, below the recorded {recorded}; recording {observed}",
+                r.subject.canary
+            ));
+            self.status.canary_weight = status_update::as_i32(observed);
+        }
+        status_update::touch(&mut self.status, self.now);
+        true
+    }
+
     /// The canary weight after `current`: one stepWeight more, or the next of stepWeights —
     /// never above maxWeight (where Flagger would overshoot).
     pub(crate) fn next_weight(&self, current: u32) -> u32 {

@@ -24,11 +24,39 @@
 //!   [`ThresholdRangeJudge`]. A metric result keeps *value*, *no data* and *query error*
 //!   apart ([`MetricResult`]) so judges can treat them differently.
 //!
-//! Deliberate differences from Flagger: the canary weight never exceeds `maxWeight` (Flagger
-//! can overshoot by part of a step); session-affinity cookie values derive from the canary
-//! and its revision instead of a random generator; staged promotion with no traffic left on
-//! the canary finalises instead of waiting forever; and when a workload does not say since
-//! when it is unavailable, the progress deadline runs from `status.lastTransitionTime`.
+//! Deliberate differences from Flagger:
+//!
+//! - The canary weight never exceeds `maxWeight` (Flagger can overshoot by part of a step).
+//! - Session-affinity cookie values derive from the canary and its revision instead of a
+//!   random generator.
+//! - Staged promotion with no traffic left on the canary finalises instead of waiting forever.
+//! - When a workload does not say since when it is unavailable, the progress deadline runs
+//!   from `status.lastTransitionTime`.
+//! - **Onboarding costs no request.** While Initializing, a tick plans
+//!   [`Action::InitializePrimary`] and, until the primary is ready, nothing else — past the
+//!   progress deadline too: no rollback, no routes, the target is never scaled down. Once it
+//!   is ready: [`Action::InitializeRouting`], routes 100/0, the autoscalers, then
+//!   [`Action::ScaleCanaryToZero`] (Flagger rolls a stuck primary back to Failed).
+//! - **A primary that is not ready never receives a healthy canary's traffic.** In every
+//!   other phase it halts the tick with Flagger's warning (`podinfo-primary.test not ready:
+//!   ...`) and changes nothing: no rollback onto it, failedChecks unchanged. The one
+//!   exception is Flagger's failed promotion: a primary stuck (past the deadline) while
+//!   Promoting or Finalising sends all traffic to the canary and fails the rollout — only if
+//!   the canary is ready; otherwise the tick halts. The split set there is recorded in
+//!   `status.canaryWeight` (100), so at rest the routes equal `status.canaryWeight`.
+//! - **Zero replicas is not ready.** A primary with 0 desired replicas halts with Flagger's
+//!   `halt podinfo.test advancement: primary deployment is scaled to zero` (Flagger means to
+//!   but compares pointers); a canary scaled to zero while analysing is not ready and rolls
+//!   back at the progress deadline, so it is never given traffic.
+//! - **The status says why**: while the primary is not ready the status carries the
+//!   [`PRIMARY_READY`] condition (`False`, reason [`PRIMARY_NOT_READY`], the warning as its
+//!   message), removed once the primary is ready. Conditions of other types are kept.
+//! - **One interval of analysis per step.** In Progressing (canary strategy), routes whose
+//!   canary weight differs from `status.canaryWeight` — a route write that landed without
+//!   its status write, or an edit — are set back to it when above it (`Routes of
+//!   podinfo.test differ from the recorded canary weight 10; setting them back`) or recorded
+//!   when below it; that tick neither analyses nor steps, so the next step comes a full
+//!   interval later.
 //!
 //! # Example
 //!
@@ -88,7 +116,7 @@ pub use observation::{
 pub use plan::{Action, Alert, Event, EventLevel, Plan, RouteTarget, StickyCookies};
 pub use request::{ObservationRequest, WebhookRequest};
 pub use rollout::Rollout;
-pub use status_update::PROMOTED;
+pub use status_update::{PRIMARY_NOT_READY, PRIMARY_READY, PROMOTED};
 pub use time::{Timestamp, advance};
 
 use fledge_api::{Canary, CanaryStatus};

@@ -1,5 +1,8 @@
 //! Whether a workload has finished rolling out, and whether it ran out of time to (Flagger's
 //! `isDeploymentReady`, with the progress deadline that makes a never-ready canary roll back).
+//! A workload with zero desired replicas has nothing that could serve: it is reported as
+//! [`Readiness::ScaledToZero`], which the callers treat as not ready where it matters
+//! (Flagger's `IsPrimaryReady` means to, but compares a pointer with a pointer).
 
 use std::time::Duration;
 
@@ -17,6 +20,11 @@ pub(crate) enum Readiness {
         retriable: bool,
         /// Flagger's reason (`waiting for rollout to finish: ...`).
         reason: String,
+    },
+    /// Rolled out to zero desired replicas: nothing runs that could serve.
+    ScaledToZero {
+        /// `false` once the progress deadline (from `status.lastTransitionTime`) has passed.
+        retriable: bool,
     },
 }
 
@@ -70,12 +78,21 @@ pub(crate) fn check(
             "waiting for rollout to finish: {} of {} (readyThreshold {}%) updated replicas are available",
             state.available_replicas, required, expect.ready_threshold
         )
+    } else if state.desired_replicas == 0 {
+        // A Deployment at zero replicas reports itself available: no condition says since
+        // when it runs nothing, so the deadline runs from the canary's last progress.
+        let retriable = within_deadline(expect.progress_since, expect, now);
+        return Readiness::ScaledToZero { retriable };
     } else {
         return Readiness::Ready;
     };
     let stuck_since = state.unavailable_since.or(expect.progress_since);
-    let retriable = stuck_since.is_none_or(|since| elapsed(since, now) <= expect.deadline);
+    let retriable = within_deadline(stuck_since, expect, now);
     Readiness::NotReady { retriable, reason }
+}
+
+fn within_deadline(since: Option<Timestamp>, expect: Expectation, now: Timestamp) -> bool {
+    since.is_none_or(|since| elapsed(since, now) <= expect.deadline)
 }
 
 #[cfg(test)]
@@ -155,6 +172,32 @@ mod tests {
             ..expect()
         };
         assert_eq!(check("podinfo", &state, half, at(1)), Readiness::Ready);
+    }
+
+    #[test]
+    fn zero_desired_replicas_is_no_rollout_to_wait_for_but_nothing_that_serves() {
+        let zero = WorkloadState::scaled_to_zero();
+        let expect = Expectation {
+            progress_since: Some(at(0)),
+            ..expect()
+        };
+        assert_eq!(
+            check("podinfo-primary", &zero, expect, at(60)),
+            Readiness::ScaledToZero { retriable: true }
+        );
+        assert_eq!(
+            check("podinfo-primary", &zero, expect, at(61)),
+            Readiness::ScaledToZero { retriable: false }
+        );
+        let mut terminating = zero;
+        terminating.replicas = 1;
+        assert!(
+            matches!(
+                check("podinfo-primary", &terminating, expect, at(1)),
+                Readiness::NotReady { reason, .. } if reason.ends_with("1 old replicas are pending termination")
+            ),
+            "pods still terminating are reported first, as Flagger orders its checks"
+        );
     }
 
     #[test]

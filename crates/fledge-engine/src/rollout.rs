@@ -206,6 +206,12 @@ impl Rollout {
     ///   confirm-promotion gate opened.
     /// - Actions are idempotent targets: after a crash part-way through a plan, planning again
     ///   from the status found converges to the same end state.
+    /// - While Initializing, nothing but [`crate::Action::InitializePrimary`] until the primary
+    ///   is ready (unless the analysis is skipped); no plan raises the share of traffic of a
+    ///   primary that is not ready.
+    /// - Every increase of the canary weight while analysing follows a passing analysis, a
+    ///   full interval after the previous change of the weight — also after a lost status
+    ///   write or a crash between the route write and the status write.
     ///
     /// # Errors
     /// [`Error::MissingMetric`] / [`Error::MissingWebhook`] when `observation` lacks a result

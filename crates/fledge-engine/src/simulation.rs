@@ -51,16 +51,30 @@ pub struct Timing {
     /// Ticks after the one that changed the canary during which it is still not ready;
     /// `None`: it never becomes ready.
     pub canary_ready_after: Option<u32>,
-    /// The same for the primary.
-    pub primary_ready_after: u32,
+    /// The same for the primary when it is created (onboarding); `None`: it never becomes
+    /// ready, so the canary stays Initializing and the target keeps serving.
+    pub primary_ready_after: Option<u32>,
+    /// The same for the primary when it takes over a promoted revision; `None`: it gets
+    /// stuck during promotion.
+    pub promoted_primary_ready_after: Option<u32>,
 }
 
 impl Default for Timing {
     fn default() -> Self {
         Self {
             canary_ready_after: Some(0),
-            primary_ready_after: 0,
+            primary_ready_after: Some(0),
+            promoted_primary_ready_after: Some(0),
         }
+    }
+}
+
+impl Timing {
+    /// Both rollouts of the primary take `ticks` (`None`: never ready).
+    pub fn primary(mut self, ticks: Option<u32>) -> Self {
+        self.primary_ready_after = ticks;
+        self.promoted_primary_ready_after = ticks;
+        self
     }
 }
 
@@ -144,6 +158,14 @@ impl Cluster {
         }
     }
 
+    /// The primary loses its pods at `tick` (a node drain, an eviction); they are ready again
+    /// `ready_after` ticks later (`None`: never).
+    pub fn disrupt_primary(&mut self, tick: u32, now: Timestamp, ready_after: Option<u32>) {
+        if let Some(primary) = &mut self.primary {
+            *primary = Self::rolling(primary.replicas, ready_after, tick, now);
+        }
+    }
+
     fn rolling(replicas: u32, after: Option<u32>, tick: u32, now: Timestamp) -> Workload {
         Workload {
             replicas,
@@ -155,11 +177,13 @@ impl Cluster {
     /// Carries out one action at `tick`.
     pub fn apply(&mut self, action: &Action, tick: u32, now: Timestamp) {
         match action {
+            // While Initializing the primary follows the target's template, so a new revision
+            // of a target whose primary never became ready starts its rollout over.
             Action::InitializePrimary => {
-                if self.primary.is_none() {
+                if self.primary_revision.as_deref() != Some(self.revision.spec_hash.as_str()) {
                     self.primary = Some(Self::rolling(
                         self.replicas,
-                        Some(self.timing.primary_ready_after),
+                        self.timing.primary_ready_after,
                         tick,
                         now,
                     ));
@@ -191,7 +215,7 @@ impl Cluster {
                     self.primary_revision = Some(self.revision.spec_hash.clone());
                     self.primary = Some(Self::rolling(
                         self.replicas,
-                        Some(self.timing.primary_ready_after),
+                        self.timing.promoted_primary_ready_after,
                         tick,
                         now,
                     ));
@@ -204,8 +228,8 @@ impl Cluster {
                 }
             }
             Action::RevertRouting => self.routes = Routes::ALL_TO_PRIMARY,
-            // The apex and the routing objects hold no state this simulation tracks: the
-            // routes start all on the primary.
+            // The apex and the routing objects hold no state this simulation tracks (the
+            // routes start all on the primary), nor do autoscalers and webhooks.
             Action::InitializeRouting
             | Action::ResumeCanaryAutoscaler
             | Action::PauseCanaryAutoscaler

@@ -34,7 +34,9 @@ impl Tick<'_> {
                             r.subject.target
                         ));
                     }
-                    Readiness::Ready | Readiness::NotReady { .. } => {}
+                    Readiness::Ready
+                    | Readiness::NotReady { .. }
+                    | Readiness::ScaledToZero { .. } => {}
                 }
             }
             _ => {

@@ -26,6 +26,13 @@ enum Mode<'a> {
     Plan(&'a Observation),
 }
 
+/// A primary that cannot serve: the warning that says why, and whether waiting may still
+/// help (`false` once its rollout is stuck past the progress deadline).
+struct PrimaryTrouble {
+    retriable: bool,
+    message: String,
+}
+
 /// The working state of one tick.
 pub(crate) struct Tick<'a> {
     pub(crate) rollout: &'a Rollout,
@@ -129,6 +136,9 @@ impl<'a> Tick<'a> {
         ) {
             return;
         }
+        if self.primary_readiness() == Readiness::Ready {
+            status_update::primary_ready(&mut self.status);
+        }
         if self.phase() == CanaryPhase::Initializing {
             self.initialize();
             return;
@@ -192,6 +202,9 @@ impl<'a> Tick<'a> {
             self.rollback();
             return;
         }
+        if self.routes_differ_from_recorded_weight() {
+            return;
+        }
         if !self.analyse() {
             let failed = self.failed_checks() + 1;
             self.status.failed_checks = status_update::as_i32(failed);
@@ -199,45 +212,45 @@ impl<'a> Tick<'a> {
             return;
         }
         if r.kubernetes_provider {
-            if r.has_match {
-                self.warn(
-                    "A/B testing is not supported when using the kubernetes provider".to_owned(),
-                );
-            }
-            if r.settings.iterations < 1 {
-                self.warn(
-                    "Progressive traffic is not supported when using the kubernetes provider"
-                        .to_owned(),
-                );
-                self.warn("Setting canaryAnalysis.iterations: 10".to_owned());
-            }
+            self.warn_kubernetes_provider_limits();
         }
         self.advance();
     }
 
-    /// Initializing: create the primary; once it is ready, route everything to it, scale the
-    /// canary down and record the revision as both applied and promoted.
+    /// What plain Services cannot do, said every tick as Flagger says it.
+    fn warn_kubernetes_provider_limits(&mut self) {
+        let r = self.rollout;
+        if r.has_match {
+            self.warn("A/B testing is not supported when using the kubernetes provider".to_owned());
+        }
+        if r.settings.iterations < 1 {
+            self.warn(
+                "Progressive traffic is not supported when using the kubernetes provider"
+                    .to_owned(),
+            );
+            self.warn("Setting canaryAnalysis.iterations: 10".to_owned());
+        }
+    }
+
+    /// Initializing, in Flagger's order: create the primary; once it is ready, point the apex
+    /// Service and the routes at it, then scale the target down and record the revision as
+    /// both applied and promoted. While the primary is not ready nothing else happens, past
+    /// the progress deadline too: the target keeps serving, so onboarding costs no request.
     fn initialize(&mut self) {
         let r = self.rollout;
         self.act(Action::InitializePrimary);
-        if !r.settings.skip_analysis {
-            match self.primary_readiness() {
-                Readiness::Ready => {}
-                Readiness::NotReady { retriable, reason } => {
-                    self.warn(format!("{} not ready: {reason}", r.primary_id));
-                    if !retriable {
-                        self.rollback();
-                    }
-                    return;
-                }
-            }
+        if !r.settings.skip_analysis
+            && let Some(trouble) = self.primary_trouble()
+        {
+            self.report_primary_not_ready(&trouble.message);
+            return;
         }
+        self.act(Action::InitializeRouting);
+        self.set_routes(100, 0, false);
         if r.has_autoscaler {
             self.act(Action::ReconcilePrimaryAutoscaler);
             self.act(Action::PauseCanaryAutoscaler);
         }
-        self.act(Action::InitializeRouting);
-        self.set_routes(100, 0, false);
         self.act(Action::ScaleCanaryToZero);
         let revision = &self.world.revision;
         status_update::sync(
@@ -296,28 +309,51 @@ impl<'a> Tick<'a> {
         }
     }
 
-    /// The primary must be ready before anything else happens; a stuck primary rolls back
-    /// (or, during promotion, fails towards the canary, the only healthy copy).
+    /// The primary must be ready before anything else happens. A primary that is not ready
+    /// halts the tick (Warning, condition) and never has traffic rolled back onto it; only a
+    /// primary stuck during promotion, while the canary is ready, fails the promotion
+    /// towards the canary, the only healthy copy.
     fn primary_ready(&mut self) -> bool {
+        let Some(trouble) = self.primary_trouble() else {
+            return true;
+        };
+        self.report_primary_not_ready(&trouble.message);
+        if !trouble.retriable
+            && matches!(
+                self.phase(),
+                CanaryPhase::Promoting | CanaryPhase::Finalising
+            )
+            && self.canary_readiness() == Readiness::Ready
+        {
+            self.fail_promotion(&trouble.message);
+        }
+        false
+    }
+
+    /// Why the primary cannot serve, if it cannot.
+    fn primary_trouble(&self) -> Option<PrimaryTrouble> {
         let r = self.rollout;
         match self.primary_readiness() {
-            Readiness::Ready => true,
-            Readiness::NotReady { retriable, reason } => {
-                let error = format!("{} not ready: {reason}", r.primary_id);
-                self.warn(error.clone());
-                if !retriable {
-                    if matches!(
-                        self.phase(),
-                        CanaryPhase::Promoting | CanaryPhase::Finalising
-                    ) {
-                        self.fail_promotion(&error);
-                    } else {
-                        self.rollback();
-                    }
-                }
-                false
-            }
+            Readiness::Ready => None,
+            Readiness::NotReady { retriable, reason } => Some(PrimaryTrouble {
+                retriable,
+                message: format!("{} not ready: {reason}", r.primary_id),
+            }),
+            // Flagger's words; a halt, whatever the deadline: scaling back up is the user's call.
+            Readiness::ScaledToZero { .. } => Some(PrimaryTrouble {
+                retriable: true,
+                message: format!(
+                    "halt {} advancement: primary deployment is scaled to zero",
+                    r.subject.canary
+                ),
+            }),
         }
+    }
+
+    /// The Warning event and the `PrimaryReady` condition of a primary that is not ready.
+    fn report_primary_not_ready(&mut self, message: &str) {
+        self.warn(message.to_owned());
+        status_update::primary_not_ready(&mut self.status, message, self.now);
     }
 
     fn primary_readiness(&self) -> Readiness {
@@ -420,20 +456,33 @@ impl<'a> Tick<'a> {
     }
 
     /// The canary must be ready to be judged; a canary stuck past the deadline rolls back.
+    /// While analysing, a canary scaled to zero is not ready (traffic must not go to it);
+    /// once promoting, its part is over and Flagger's check (nothing to wait for) holds.
     fn canary_ready(&mut self) -> bool {
-        match self.canary_readiness() {
-            Readiness::Ready => true,
-            Readiness::NotReady { retriable, reason } => {
-                self.warn(format!(
-                    "canary deployment {} not ready: {reason}",
-                    self.rollout.subject.target
-                ));
-                if !retriable {
-                    self.rollback();
-                }
-                false
-            }
+        let analysing = matches!(
+            self.phase(),
+            CanaryPhase::Progressing | CanaryPhase::WaitingPromotion
+        );
+        let (retriable, reason) = match self.canary_readiness() {
+            Readiness::Ready => return true,
+            Readiness::ScaledToZero { .. } if !analysing => return true,
+            Readiness::NotReady { retriable, reason } => (retriable, reason),
+            Readiness::ScaledToZero { retriable } => (
+                retriable,
+                format!(
+                    "deployment {:?} is scaled to zero",
+                    self.rollout.target_name
+                ),
+            ),
+        };
+        self.warn(format!(
+            "canary deployment {} not ready: {reason}",
+            self.rollout.subject.target
+        ));
+        if !retriable {
+            self.rollback();
         }
+        false
     }
 
     pub(crate) fn canary_readiness(&self) -> Readiness {

@@ -2,211 +2,13 @@
 
 mod common;
 
-use fledge_api::canary::HookType;
+use common::random::{Case, Flaky, Shape, case, observe, passing, start};
 use fledge_api::strategy::Strategy as Release;
-use fledge_api::{Canary, CanaryPhase, CanaryStatus};
+use fledge_api::{CanaryPhase, CanaryStatus};
 use fledge_engine::simulation::{AllPassing, CheckSource, Cluster, Simulation, Timing};
-use fledge_engine::{
-    Action, MetricResult, Observation, Plan, Rollout, Timestamp, WebhookOutcome, advance,
-};
+use fledge_engine::{Action, Observation, Plan, Rollout, Timestamp, WorkloadState, World, advance};
 use proptest::prelude::*;
-
-/// A release strategy with its settings.
-#[derive(Clone, Debug)]
-enum Shape {
-    Canary { step: u32, max: u32, mirror: bool },
-    StepWeights(Vec<u32>),
-    AbTesting { iterations: u32 },
-    BlueGreen { iterations: u32, mirror: bool },
-}
-
-#[derive(Clone, Debug)]
-struct Case {
-    shape: Shape,
-    threshold: u32,
-    promotion_step: Option<u32>,
-    gates: bool,
-}
-
-fn shape() -> impl Strategy<Value = Shape> {
-    prop_oneof![
-        (1u32..=60, 1u32..=100, any::<bool>()).prop_map(|(step, max, mirror)| Shape::Canary {
-            step,
-            max,
-            mirror
-        }),
-        proptest::collection::btree_set(1u32..=100, 1..6)
-            .prop_map(|set| Shape::StepWeights(set.into_iter().collect())),
-        (1u32..=8).prop_map(|iterations| Shape::AbTesting { iterations }),
-        (1u32..=8, any::<bool>())
-            .prop_map(|(iterations, mirror)| Shape::BlueGreen { iterations, mirror }),
-    ]
-}
-
-fn case() -> impl Strategy<Value = Case> {
-    (
-        shape(),
-        1u32..=5,
-        proptest::option::of(1u32..=60),
-        any::<bool>(),
-    )
-        .prop_map(|(shape, threshold, promotion_step, gates)| Case {
-            shape,
-            threshold,
-            promotion_step,
-            gates,
-        })
-}
-
-impl Case {
-    fn canary(&self) -> Canary {
-        let traffic = match &self.shape {
-            Shape::Canary { step, max, mirror } => {
-                format!("stepWeight: {step}\n    maxWeight: {max}\n    mirror: {mirror}")
-            }
-            Shape::StepWeights(weights) => format!("stepWeights: {weights:?}"),
-            Shape::AbTesting { iterations } => {
-                format!(
-                    "iterations: {iterations}\n    match: [{{headers: {{x-canary: {{exact: insider}}}}}}]"
-                )
-            }
-            Shape::BlueGreen { iterations, mirror } => {
-                format!("iterations: {iterations}\n    mirror: {mirror}")
-            }
-        };
-        let promotion = self
-            .promotion_step
-            .map(|s| format!("\n    stepWeightPromotion: {s}"))
-            .unwrap_or_default();
-        let gates = if self.gates {
-            "\n      - {name: traffic-gate, type: confirm-traffic-increase, url: http://gate/}\n      - {name: promotion-gate, type: confirm-promotion, url: http://gate/}\n      - {name: rollback-gate, type: rollback, url: http://gate/}"
-        } else {
-            ""
-        };
-        common::canary(&format!(
-            r"apiVersion: flagger.app/v1beta1
-kind: Canary
-metadata: {{name: podinfo, namespace: test}}
-spec:
-  provider: istio
-  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}
-  service: {{port: 9898}}
-  analysis:
-    interval: 30s
-    threshold: {threshold}
-    {traffic}{promotion}
-    metrics:
-      - {{name: request-success-rate, thresholdRange: {{min: 99}}, interval: 1m}}
-      - {{name: request-duration, thresholdRange: {{max: 500}}, interval: 1m}}
-    webhooks:
-      - {{name: smoke, type: pre-rollout, url: http://tester/}}
-      - {{name: load-test, type: rollout, url: http://tester/}}{gates}
-",
-            threshold = self.threshold,
-        ))
-    }
-
-    /// Ticks from the new revision to Succeeded with every check passing: the detection, the
-    /// analysis steps, the promotion (copy), the traffic shift back, the finalisation.
-    fn ticks_to_success(&self) -> u32 {
-        let (steps, weight_at_promotion) = match &self.shape {
-            Shape::Canary { step, max, mirror } => (max.div_ceil(*step) + u32::from(*mirror), *max),
-            Shape::StepWeights(weights) => (weights.len() as u32, *weights.last().unwrap_or(&100)),
-            Shape::AbTesting { iterations } => (*iterations, 100),
-            Shape::BlueGreen { iterations, .. } => (iterations + 1, 100),
-        };
-        let shift = self
-            .promotion_step
-            .map_or(1, |step| weight_at_promotion.div_ceil(step));
-        1 + steps + 1 + shift + 1
-    }
-}
-
-/// Checks that fail at random but reproducibly.
-struct Flaky {
-    seed: u64,
-    failure_percent: u64,
-}
-
-impl Flaky {
-    fn roll(&self, name: &str, tick: u32) -> u64 {
-        let mut hash = self.seed ^ 0xcbf2_9ce4_8422_2325;
-        for byte in name.bytes().chain(tick.to_le_bytes()) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // Finish with SplitMix64 so every seed gives a different world.
-        hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (hash ^ (hash >> 31)) % 100
-    }
-}
-
-impl CheckSource for Flaky {
-    fn metric(&mut self, name: &str, tick: u32) -> MetricResult {
-        match self.roll(name, tick) {
-            r if r < self.failure_percent / 2 => MetricResult::NoData,
-            r if r < self.failure_percent => MetricResult::Value(if name == "request-duration" {
-                900.0
-            } else {
-                50.0
-            }),
-            _ => MetricResult::Value(100.0),
-        }
-    }
-
-    fn webhook(&mut self, name: &str, hook_type: HookType, tick: u32) -> WebhookOutcome {
-        let fails = self.roll(name, tick) < self.failure_percent;
-        // The rollback gate signals rarely: it answers 2xx only on a failure roll below 3.
-        let passes = if hook_type == HookType::Rollback {
-            self.roll(name, tick) < 3
-        } else {
-            !fails
-        };
-        if passes {
-            WebhookOutcome::Passed
-        } else {
-            WebhookOutcome::Failed("no".into())
-        }
-    }
-}
-
-fn start() -> Timestamp {
-    Timestamp::from_second(1_700_000_000).expect("a valid time")
-}
-
-fn observe(
-    rollout: &Rollout,
-    status: &CanaryStatus,
-    cluster: &Cluster,
-    tick: u32,
-    now: Timestamp,
-    checks: &mut dyn CheckSource,
-) -> Observation {
-    let world = cluster.world(tick);
-    let request = rollout.needs(status, &world, now);
-    let mut observation = Observation::of(world);
-    for name in request.metrics {
-        let result = checks.metric(&name, tick);
-        observation.metrics.insert(name, result);
-    }
-    for hook in request.webhooks {
-        let outcome = checks.webhook(&hook.name, hook.hook_type, tick);
-        observation.webhooks.insert(hook.name, outcome);
-    }
-    observation
-}
-
-fn passing(observation: &Observation) -> bool {
-    observation
-        .metrics
-        .iter()
-        .all(|(name, result)| match result {
-            MetricResult::Value(v) if name == "request-duration" => *v <= 500.0,
-            MetricResult::Value(v) => *v >= 99.0,
-            _ => false,
-        })
-}
-
+use std::time::Duration;
 /// Drives `case` for `ticks` ticks, checking every plan and every action as it is carried out;
 /// returns every phase the canary went through.
 fn check_invariants(
@@ -215,6 +17,35 @@ fn check_invariants(
     checks: &mut dyn CheckSource,
     ticks: u32,
     new_revision_at: Option<u32>,
+) -> Vec<CanaryPhase> {
+    drive(
+        case,
+        timing,
+        checks,
+        ticks,
+        new_revision_at,
+        None,
+        &mut |_, _, _| {},
+    )
+}
+
+/// The primary loses its pods at a tick and gets them back some ticks later (or never).
+#[derive(Clone, Copy, Debug)]
+struct Disruption {
+    at: u32,
+    ready_after: Option<u32>,
+}
+
+/// As [`check_invariants`], with the primary disrupted as `disruption` says, and `also`
+/// checking every plan against the status and the observation it was planned from.
+fn drive(
+    case: &Case,
+    timing: Timing,
+    checks: &mut dyn CheckSource,
+    ticks: u32,
+    new_revision_at: Option<u32>,
+    disruption: Option<Disruption>,
+    also: &mut dyn FnMut(&CanaryStatus, &Observation, &Plan),
 ) -> Vec<CanaryPhase> {
     let canary = case.canary();
     let rollout = Rollout::new(&canary, Some("istio")).expect("a plannable canary");
@@ -231,6 +62,9 @@ fn check_invariants(
             deployed = true;
             cluster.deploy(&format!("v{}", tick + 2), tick, now);
         }
+        if let Some(outage) = disruption.filter(|d| d.at == tick) {
+            cluster.disrupt_primary(tick, now, outage.ready_after);
+        }
         let observation = observe(&rollout, &status, &cluster, tick, now, checks);
         let plan = rollout
             .plan(&status, &observation, now)
@@ -241,6 +75,7 @@ fn check_invariants(
             "the same inputs give the same plan"
         );
         check_plan(&rollout, &status, &observation, &plan, max_weight);
+        also(&status, &observation, &plan);
         for action in &plan.actions {
             if matches!(action, Action::ScaleCanaryToZero) {
                 assert_eq!(
@@ -281,7 +116,12 @@ fn check_plan(
                 "weights sum to 100: {target:?}"
             );
             assert!(target.canary <= 100 && target.primary <= 100);
-            if rollout.strategy() == Release::Canary {
+            // A promotion failed on a stuck primary sends everything to the canary.
+            let promoting = matches!(
+                before.phase,
+                CanaryPhase::Promoting | CanaryPhase::Finalising
+            );
+            if rollout.strategy() == Release::Canary && !promoting {
                 assert!(
                     target.canary <= max_weight,
                     "canary weight {} above maxWeight {max_weight}",
@@ -352,8 +192,242 @@ fn check_plan(
     }
 }
 
+/// Random rollout speeds of both workloads, including a primary that never becomes ready
+/// (at onboarding, or once a promoted revision is copied to it) and a canary that never does.
+fn readiness() -> impl Strategy<Value = Timing> {
+    (
+        proptest::option::of(0u32..4),
+        proptest::option::of(0u32..4),
+        proptest::option::of(0u32..4),
+    )
+        .prop_map(|(canary, primary, promoted)| Timing {
+            canary_ready_after: canary,
+            primary_ready_after: primary,
+            promoted_primary_ready_after: promoted,
+        })
+}
+
+/// Whether the observed primary can serve: it exists, runs pods, and has rolled them all out
+/// (Flagger's readiness with the default readyThreshold of 100%).
+fn primary_serves(world: &World) -> bool {
+    world.primary.as_ref().is_some_and(|p: &WorkloadState| {
+        p.generation_observed
+            && !p.progress_deadline_exceeded
+            && p.desired_replicas > 0
+            && p.updated_replicas >= p.desired_replicas
+            && p.replicas <= p.updated_replicas
+            && p.available_replicas >= p.updated_replicas
+    })
+}
+
+/// A fault injected into one tick of the operator.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// The operator dies after carrying out this many actions of the plan (all of them when
+    /// the plan is shorter): the status is not written; it restarts and ticks again at once.
+    Crash(usize),
+    /// Every action is carried out but the status write fails; the operator's error retry
+    /// ticks again 5 s later.
+    StatusLost,
+}
+
+/// The operator's retry after a failed tick.
+const ERROR_RETRY: Duration = Duration::from_secs(5);
+
+fn fault_schedule() -> impl Strategy<Value = Vec<Option<Fault>>> {
+    proptest::collection::vec(
+        prop_oneof![
+            3 => Just(None),
+            1 => (0usize..8).prop_map(|n| Some(Fault::Crash(n))),
+            1 => Just(Some(Fault::StatusLost)),
+        ],
+        90,
+    )
+}
+
+/// Whether every check this tick consulted for its analysis passed: the metrics, the
+/// pre-rollout and rollout hooks, and the confirm-traffic-increase gate.
+fn analysis_passed(observation: &Observation) -> bool {
+    passing(observation)
+        && observation
+            .webhooks
+            .iter()
+            .filter(|(name, _)| matches!(name.as_str(), "smoke" | "load-test" | "traffic-gate"))
+            .all(|(_, outcome)| outcome.passed())
+}
+
+/// What a run under faults did: weight increases while analysing, and the engine's own
+/// words about routes that differed from the recorded weight.
+#[derive(Default)]
+struct PacedRun {
+    increases: usize,
+    drift_repairs: usize,
+}
+
+/// Drives `case` through `schedule` (one entry per tick; a tick right after a faulty one runs
+/// clean) and checks the pacing of every canary weight increase while analysing.
+fn pace_under_faults(
+    case: &Case,
+    timing: Timing,
+    checks: &mut dyn CheckSource,
+    schedule: &[Option<Fault>],
+    new_revision_at: Option<usize>,
+) -> PacedRun {
+    let rollout = Rollout::new(&case.canary(), Some("istio")).expect("a plannable canary");
+    let interval = rollout.interval();
+    let mut cluster = Cluster::new("v1", 2, timing);
+    let mut status = CanaryStatus::default();
+    let mut now = start();
+    let mut run = PacedRun::default();
+    // When the canary weight last changed, or the rollout (re)started.
+    let mut last_change: Option<Timestamp> = None;
+    let mut deployed = false;
+    let mut faulted_before = false;
+    for (attempt, scheduled) in (0u32..).zip(schedule) {
+        let first = !deployed && status.phase == CanaryPhase::Initialized;
+        if first || (deployed && Some(attempt as usize) == new_revision_at) {
+            deployed = true;
+            cluster.deploy(&format!("v{}", attempt + 2), attempt, now);
+        }
+        let observation = observe(&rollout, &status, &cluster, attempt, now, checks);
+        let plan = rollout
+            .plan(&status, &observation, now)
+            .expect("every needed check was observed");
+        let fault = if faulted_before { None } else { *scheduled };
+        faulted_before = fault.is_some();
+        if plan
+            .messages()
+            .any(|m| m.starts_with("New revision detected!"))
+        {
+            last_change = Some(now);
+        }
+        run.drift_repairs += plan
+            .messages()
+            .filter(|m| m.starts_with("Routes of"))
+            .count();
+        let analysing = matches!(
+            status.phase,
+            CanaryPhase::Progressing | CanaryPhase::WaitingPromotion
+        );
+        let done = match fault {
+            Some(Fault::Crash(after)) => after.min(plan.actions.len()),
+            _ => plan.actions.len(),
+        };
+        for action in &plan.actions[..done] {
+            let before = cluster.routes.canary;
+            cluster.apply(action, attempt, now);
+            let after = cluster.routes.canary;
+            if analysing && after > before {
+                run.increases += 1;
+                assert!(
+                    analysis_passed(&observation),
+                    "canary weight {before} -> {after} at {now} by a tick whose analysis failed: {observation:?}"
+                );
+                let since = last_change.expect("a rollout started before any step");
+                let waited = Duration::from_secs(
+                    u64::try_from(now.as_second() - since.as_second()).unwrap_or(0),
+                );
+                assert!(
+                    waited >= interval,
+                    "canary weight {before} -> {after} at {now}, only {waited:?} after the previous change at {since} (interval {interval:?}); fault {fault:?}, plan {plan:?}"
+                );
+            }
+            if after != before {
+                last_change = Some(now);
+            }
+        }
+        match fault {
+            None => {
+                status = plan.status;
+                now = advance(now, plan.requeue_after);
+            }
+            Some(Fault::Crash(_)) => {}
+            Some(Fault::StatusLost) => now = advance(now, ERROR_RETRY),
+        }
+    }
+    run
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Invariant: while the canary is Initializing and the observed primary is not ready, no
+    /// plan points the apex Service or the routes anywhere (`InitializeRouting`,
+    /// `SetRoutes`) or scales the target down (`ScaleCanaryToZero`): onboarding a live
+    /// service costs no request, however slow the primary is, never-ready included.
+    #[test]
+    fn onboarding_moves_no_traffic_and_keeps_the_target_until_the_primary_is_ready(
+        case in case(),
+        seed in any::<u64>(),
+        failure_percent in 0u64..60,
+        timing in readiness(),
+    ) {
+        let mut checks = Flaky { seed, failure_percent };
+        drive(&case, timing, &mut checks, 40, None, None, &mut |status, observation, plan| {
+            if status.phase == CanaryPhase::Initializing && !primary_serves(&observation.world) {
+                let moved = plan.actions.iter().find(|a| {
+                    matches!(a, Action::InitializeRouting | Action::SetRoutes(_) | Action::ScaleCanaryToZero)
+                });
+                assert_eq!(moved, None, "onboarding moved on before the primary was ready: {plan:?}");
+            }
+        });
+    }
+
+    /// Invariant: no plan raises the primary's share of traffic (a `SetRoutes` whose primary
+    /// weight is above the observed routes' primary weight) while the observed primary is
+    /// not ready, in any phase: a primary that cannot serve never receives a healthy canary's
+    /// traffic (no rollback onto it, no promotion traffic shift towards it). The primary is
+    /// slow or never ready at onboarding or promotion, and may lose its pods at any tick.
+    #[test]
+    fn no_plan_gives_a_primary_that_is_not_ready_more_traffic(
+        case in case(),
+        seed in any::<u64>(),
+        failure_percent in 0u64..60,
+        timing in readiness(),
+        new_revision_at in proptest::option::of(3u32..30),
+        disruption in proptest::option::of((2u32..40, proptest::option::of(0u32..30))),
+    ) {
+        let mut checks = Flaky { seed, failure_percent };
+        let disruption = disruption.map(|(at, ready_after)| Disruption { at, ready_after });
+        drive(&case, timing, &mut checks, 60, new_revision_at, disruption, &mut |_, observation, plan| {
+            let world = &observation.world;
+            if primary_serves(world) {
+                return;
+            }
+            for action in &plan.actions {
+                if let Action::SetRoutes(target) = action {
+                    assert!(
+                        target.primary <= world.routes.primary,
+                        "primary share {} -> {} while the primary is not ready: {plan:?}",
+                        world.routes.primary, target.primary
+                    );
+                }
+            }
+        });
+    }
+
+    /// Invariant: every increase of the canary weight while analysing (Progressing,
+    /// WaitingPromotion) is decided by a tick whose analysis passed, and comes at least one
+    /// full `interval` of simulated time after the previous change of the weight (or after
+    /// the rollout started) — with crashes (a prefix of the plan carried out, the status not
+    /// written, an immediate restart) and failed status writes (all actions carried out, the
+    /// status not written, a retry 5 s later) injected at every action boundary of random
+    /// ticks. The tick after a faulty one runs clean: two lost status writes in a row leave
+    /// routes and status exactly as a normal tick finds them, which no status-only engine can
+    /// tell apart.
+    #[test]
+    fn every_weight_step_follows_a_full_interval_of_passing_analysis_despite_crashes_and_lost_status_writes(
+        case in case(),
+        seed in any::<u64>(),
+        failure_percent in 0u64..40,
+        canary_delay in 0u32..3,
+        schedule in fault_schedule(),
+        new_revision_at in proptest::option::of(10usize..60),
+    ) {
+        let timing = Timing { canary_ready_after: Some(canary_delay), ..Timing::default() };
+        let mut checks = Flaky { seed, failure_percent };
+        pace_under_faults(&case, timing, &mut checks, &schedule, new_revision_at);
+    }
 
     #[test]
     fn invariants_hold_against_flaky_checks_and_slow_workloads(
@@ -364,7 +438,7 @@ proptest! {
         primary_delay in 0u32..3,
         new_revision_at in proptest::option::of(3u32..30),
     ) {
-        let timing = Timing { canary_ready_after: canary_delay, primary_ready_after: primary_delay };
+        let timing = Timing { canary_ready_after: canary_delay, ..Timing::default() }.primary(Some(primary_delay));
         let mut checks = Flaky { seed, failure_percent };
         let _phases = check_invariants(&case, timing, &mut checks, 60, new_revision_at);
     }
@@ -414,13 +488,51 @@ proptest! {
 }
 
 #[test]
+fn the_fault_schedules_do_reach_weight_steps_and_drifted_routes() {
+    let case = Case {
+        shape: Shape::Canary {
+            step: 10,
+            max: 50,
+            mirror: false,
+        },
+        threshold: 3,
+        promotion_step: None,
+        gates: false,
+    };
+    let mut total = PacedRun::default();
+    for seed in 0..20u64 {
+        let schedule: Vec<Option<Fault>> = (0..90)
+            .map(|tick| match (tick + seed) % 5 {
+                0 => Some(Fault::StatusLost),
+                2 => Some(Fault::Crash(1)),
+                _ => None,
+            })
+            .collect();
+        let mut checks = Flaky {
+            seed,
+            failure_percent: 10,
+        };
+        let run = pace_under_faults(&case, Timing::default(), &mut checks, &schedule, None);
+        total.increases += run.increases;
+        total.drift_repairs += run.drift_repairs;
+    }
+    assert!(total.increases >= 40, "{} weight steps", total.increases);
+    assert!(
+        total.drift_repairs >= 20,
+        "{} drifted routes",
+        total.drift_repairs
+    );
+}
+
+#[test]
 fn a_canary_that_never_becomes_ready_is_rolled_back_at_the_progress_deadline() {
     let canary = common::canary(
         "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\nspec:\n  provider: istio\n  progressDeadlineSeconds: 120\n  targetRef: {name: podinfo}\n  service: {port: 80}\n  analysis: {interval: 30s, stepWeight: 10, maxWeight: 50}\n",
     );
     let timing = Timing {
         canary_ready_after: None,
-        primary_ready_after: 0,
+        primary_ready_after: Some(0),
+        promoted_primary_ready_after: Some(0),
     };
     let mut checks = AllPassing { value: 100.0 };
     let mut sim: Simulation = common::started(&canary, timing, &mut checks);
@@ -458,7 +570,8 @@ fn the_random_worlds_reach_every_outcome_the_invariants_speak_of() {
         };
         let timing = Timing {
             canary_ready_after: Some(1),
-            primary_ready_after: 1,
+            primary_ready_after: Some(1),
+            promoted_primary_ready_after: Some(1),
         };
         for phase in check_invariants(&case, timing, &mut checks, 60, None) {
             seen.insert(phase.as_str());

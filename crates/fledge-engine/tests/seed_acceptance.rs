@@ -17,7 +17,8 @@ fn seed_003_successful_rollout_with_traefik() {
     let mut checks = Script::passing(100.0).metric("request-duration", vec![Value(120.0)]);
     let timing = Timing {
         canary_ready_after: Some(2),
-        primary_ready_after: 2,
+        primary_ready_after: Some(2),
+        promoted_primary_ready_after: Some(2),
     };
     let mut sim = started(&canary, timing, &mut checks);
     let records = run_to_end(&mut sim, &mut checks, 100);
@@ -119,7 +120,8 @@ fn seed_003_rollback_on_success_rate() {
         .metric("request-duration", values(&[100.0]));
     let timing = Timing {
         canary_ready_after: Some(1),
-        primary_ready_after: 0,
+        primary_ready_after: Some(0),
+        promoted_primary_ready_after: Some(0),
     };
     let mut sim = started(&canary, timing, &mut checks);
     let records = run_to_end(&mut sim, &mut checks, 100);
@@ -194,7 +196,8 @@ fn seed_002_ab_testing_promotes_after_ten_iterations() {
     let mut checks = Script::passing(0.5);
     let timing = Timing {
         canary_ready_after: Some(1),
-        primary_ready_after: 1,
+        primary_ready_after: Some(1),
+        promoted_primary_ready_after: Some(1),
     };
     let mut sim = started(&canary, timing, &mut checks);
     let records = run_to_end(&mut sim, &mut checks, 100);

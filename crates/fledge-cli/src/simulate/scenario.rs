@@ -51,9 +51,20 @@ pub struct WorkloadBehaviour {
     /// Ticks it stays not ready after a change (default 0).
     #[serde(default)]
     pub ready_after_ticks: Option<u32>,
-    /// It never becomes ready.
+    /// It never becomes ready (a primary that never does keeps the canary Initializing).
     #[serde(default)]
     pub never_ready: bool,
+    /// Primary only: ready when created, but it never becomes ready again once a promoted
+    /// revision is copied to it (stuck during promotion).
+    #[serde(default)]
+    pub stuck_after_promotion: bool,
+}
+
+impl WorkloadBehaviour {
+    /// Ticks a rollout of this workload takes; `None`: never ready.
+    fn ready_after(&self) -> Option<u32> {
+        (!self.never_ready).then(|| self.ready_after_ticks.unwrap_or(0))
+    }
 }
 
 /// What a metric reads, tick by tick.
@@ -134,8 +145,14 @@ impl Scenario {
         serde_json::from_value(document).context("the scenario does not read as a scenario")
     }
 
-    /// Checks that every metric and webhook named exists in the canary.
+    /// Checks that every metric and webhook named exists in the canary, and that only the
+    /// primary is said to get stuck after promotion.
     pub fn check_names(&self, spec: &CanarySpec) -> anyhow::Result<()> {
+        if self.canary.stuck_after_promotion {
+            bail!(
+                "scenario canary.stuckAfterPromotion: only the primary takes over a promoted revision (move it to primary)"
+            );
+        }
         let analysis = spec.analysis();
         let metrics: Vec<&str> = analysis
             .map(|a| a.metrics.iter().map(|m| m.name.as_str()).collect())
@@ -165,9 +182,12 @@ impl Scenario {
     /// Rollout speed of the workloads.
     pub fn timing(&self) -> Timing {
         Timing {
-            canary_ready_after: (!self.canary.never_ready)
-                .then(|| self.canary.ready_after_ticks.unwrap_or(0)),
-            primary_ready_after: self.primary.ready_after_ticks.unwrap_or(0),
+            canary_ready_after: self.canary.ready_after(),
+            primary_ready_after: self.primary.ready_after(),
+            promoted_primary_ready_after: self
+                .primary
+                .ready_after()
+                .filter(|_| !self.primary.stuck_after_promotion),
         }
     }
 
@@ -300,6 +320,41 @@ mod tests {
         assert!(checks.webhook("h", HookType::ConfirmPromotion, 5).passed());
         assert_eq!(scenario.timing().canary_ready_after, None);
         assert_eq!(scenario.expect, Some(CanaryPhase::Failed));
+    }
+
+    #[test]
+    fn a_primary_can_never_be_ready_or_get_stuck_once_promoted_but_a_canary_cannot_be_promoted() {
+        let never = Scenario::parse("primary: {neverReady: true}\n").expect("valid");
+        assert_eq!(
+            (
+                never.timing().primary_ready_after,
+                never.timing().promoted_primary_ready_after
+            ),
+            (None, None)
+        );
+        let stuck = Scenario::parse("primary: {readyAfterTicks: 1, stuckAfterPromotion: true}\n")
+            .expect("valid");
+        assert_eq!(
+            (
+                stuck.timing().primary_ready_after,
+                stuck.timing().promoted_primary_ready_after
+            ),
+            (Some(1), None)
+        );
+        let misplaced = Scenario::parse("canary: {stuckAfterPromotion: true}\n").expect("valid");
+        let canary: fledge_api::Canary = fledge_api::yaml::from_str(
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo}\nspec:\n  targetRef: {name: podinfo}\n  service: {port: 80}\n",
+        )
+        .expect("a valid Canary");
+        let error = misplaced
+            .check_names(&canary.spec)
+            .expect_err("only the primary is promoted to");
+        assert!(
+            error
+                .to_string()
+                .starts_with("scenario canary.stuckAfterPromotion:"),
+            "{error}"
+        );
     }
 
     #[test]

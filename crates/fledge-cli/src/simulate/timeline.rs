@@ -48,12 +48,17 @@ pub fn tick_lines(record: &TickRecord, routes: Routes, deployed: Option<&str>) -
             record.tick, "", ""
         );
     }
-    let routes = format!(
-        "{}/{}{}",
-        routes.primary,
-        routes.canary,
-        if routes.mirrored { "m" } else { "" }
-    );
+    // Until Initialization is done the apex Service still selects the target.
+    let routes = if record.plan.status.phase == CanaryPhase::Initializing {
+        "apex".to_owned()
+    } else {
+        format!(
+            "{}/{}{}",
+            routes.primary,
+            routes.canary,
+            if routes.mirrored { "m" } else { "" }
+        )
+    };
     if record.events.is_empty() {
         let _ = writeln!(
             out,
@@ -88,24 +93,41 @@ pub fn summary(sim: &Simulation, started_at_tick: u32, expect: Option<CanaryPhas
     let primary = sim.cluster.primary_revision.as_deref().unwrap_or("none");
     let mut out = String::from("\nsummary\n");
     let _ = writeln!(out, "  outcome:        {phase} (primary runs {primary})");
-    let _ = writeln!(
-        out,
-        "  duration:       {} simulated, {ticks} ticks of {} since the new revision ({} ticks in all)",
-        duration(simulated),
-        duration(interval),
-        sim.tick
-    );
-    let _ = writeln!(
-        out,
-        "  final weights:  primary {}, canary {}{}",
-        sim.cluster.routes.primary,
-        sim.cluster.routes.canary,
-        if sim.cluster.routes.mirrored {
-            " (mirrored)"
-        } else {
-            ""
-        }
-    );
+    if phase == CanaryPhase::Initializing {
+        let _ = writeln!(
+            out,
+            "  duration:       {} simulated, {} ticks of {}, never initialised",
+            duration(interval * sim.tick),
+            sim.tick,
+            duration(interval)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  duration:       {} simulated, {ticks} ticks of {} since the new revision ({} ticks in all)",
+            duration(simulated),
+            duration(interval),
+            sim.tick
+        );
+    }
+    if phase == CanaryPhase::Initializing {
+        let _ = writeln!(
+            out,
+            "  final weights:  none (routing not taken over: the apex Service still selects the target)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  final weights:  primary {}, canary {}{}",
+            sim.cluster.routes.primary,
+            sim.cluster.routes.canary,
+            if sim.cluster.routes.mirrored {
+                " (mirrored)"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "  canary:         {}",
