@@ -10,7 +10,7 @@ use fledge_api::{CanaryPhase, CanaryStatus};
 
 use crate::error::{Error, Result};
 use crate::judge::{MetricCheck, Verdict};
-use crate::observation::{Observation, WebhookOutcome, WorkloadState, World};
+use crate::observation::{Observation, Routes, WebhookOutcome, WorkloadState, World};
 use crate::plan::{Action, Alert, Event, EventLevel, Plan};
 use crate::readiness::{self, Expectation, Readiness};
 use crate::request::{ObservationRequest, WebhookRequest};
@@ -394,6 +394,12 @@ impl<'a> Tick<'a> {
             AlertSeverity::Info,
             true,
         );
+        // A rollout starts with all traffic on the primary (ready: checked above). Only a
+        // failed promotion leaves it elsewhere — on the target, which now runs the new,
+        // unjudged revision — and no strategy moves it back before its first step.
+        if self.world.routes != Routes::ALL_TO_PRIMARY {
+            self.set_routes(100, 0, false);
+        }
         if r.has_autoscaler {
             self.act(Action::ResumeCanaryAutoscaler);
         }

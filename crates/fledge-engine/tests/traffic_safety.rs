@@ -425,9 +425,36 @@ fn after_a_failed_promotion_the_next_rollout_starts_with_traffic_back_on_the_rec
         routes: Routes::ALL_TO_CANARY,
         ..World::default()
     };
-    let detected = plan(&canary, &status, world.clone(), 630);
+    let detected = plan(&canary, &status, world, 630);
     assert_eq!(detected.status.phase, CanaryPhase::Progressing);
     assert_eq!(detected.status.canary_weight, 0);
-    let next = plan(&canary, &detected.status, world, 660);
-    assert_eq!(next.actions, [all_to_primary()]);
+    assert_eq!(
+        detected.actions.first(),
+        Some(&all_to_primary()),
+        "the new, unjudged revision gets no traffic: {:?}",
+        detected.actions
+    );
+}
+
+#[test]
+fn after_a_failed_promotion_a_blue_green_rollout_also_starts_on_the_primary() {
+    let canary = manifest("", "    interval: 30s\n    threshold: 5\n    iterations: 3");
+    let (mut status, world) = mid_rollout(
+        CanaryPhase::Promoting,
+        0,
+        stuck_primary(),
+        WorkloadState::ready(2),
+    );
+    status = plan(&canary, &status, world, 600).status;
+    assert_eq!(status.phase, CanaryPhase::Failed);
+    let world = World {
+        primary: Some(WorkloadState::ready(2)),
+        canary: WorkloadState::ready(2),
+        revision: Revision::new("v3"),
+        routes: Routes::ALL_TO_CANARY,
+        ..World::default()
+    };
+    let detected = plan(&canary, &status, world, 630);
+    assert_eq!(detected.status.phase, CanaryPhase::Progressing);
+    assert_eq!(detected.actions.first(), Some(&all_to_primary()));
 }
