@@ -147,7 +147,7 @@ impl Cluster {
     fn rolling(replicas: u32, after: Option<u32>, tick: u32, now: Timestamp) -> Workload {
         Workload {
             replicas,
-            ready_at: after.map(|a| tick + 1 + a),
+            ready_at: after.map(|a| tick.saturating_add(1).saturating_add(a)),
             since: now,
         }
     }

@@ -392,6 +392,24 @@ pub(super) fn alert_provider(spec: &AlertProviderSpec, path: &JsonPath) -> Vec<P
     b.problems
 }
 
+/// `metadata.name`: every resource needs one, and it is a Kubernetes object name.
+pub(super) fn metadata_name(document: &Value) -> Option<Problem> {
+    let path = JsonPath::root().field("metadata").field("name");
+    let message = match document.pointer("/metadata/name") {
+        None | Some(Value::Null) => "required field is missing; name the resource".to_owned(),
+        Some(Value::String(name)) if name.trim().is_empty() => {
+            "is empty; name the resource".to_owned()
+        }
+        Some(Value::String(name)) if name.len() > MAX_NAME_LENGTH => format!(
+            "is {} bytes long, at most {MAX_NAME_LENGTH} are allowed; shorten it",
+            name.len()
+        ),
+        Some(Value::String(_)) => return None,
+        Some(other) => format!("must be a string, got {other}"),
+    };
+    Some(Problem::new(path, message))
+}
+
 /// Every text of a document longer than [`MAX_TEXT_LENGTH`], wherever it is (labels,
 /// metadata, header values, keys): one problem per text.
 pub(super) fn long_texts(value: &Value, path: &JsonPath, problems: &mut Vec<Problem>) {

@@ -214,6 +214,7 @@ pub fn validate_document(index: usize, document: &Value) -> DocumentReport {
         if let Some(spec) = document.get("spec") {
             bounds::long_texts(spec, &spec_path(), &mut report.problems);
         }
+        report.problems.extend(bounds::metadata_name(document));
     }
     report.verdict = if report.problems.is_empty() {
         Verdict::Valid
