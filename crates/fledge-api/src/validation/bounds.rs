@@ -117,7 +117,7 @@ impl Bounds {
             self.problems.push(Problem::new(
                 path.clone(),
                 format!(
-                    "must be a finite number between -{MAX_THRESHOLD_MAGNITUDE:e} and {MAX_THRESHOLD_MAGNITUDE:e}, got {v}"
+                    "must be a finite number between -{MAX_THRESHOLD_MAGNITUDE:e} and {MAX_THRESHOLD_MAGNITUDE:e}, got {v:e}"
                 ),
             ));
         }
