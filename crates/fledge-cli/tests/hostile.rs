@@ -508,3 +508,44 @@ fn a_scenario_asking_for_endless_ticks_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_scenario_whose_workloads_take_forever_ends_without_overflowing_ticks() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let canary = dir.path().join("canary.yaml");
+    std::fs::write(&canary, canary_release().to_string()).expect("the canary written");
+    let scenario = dir.path().join("slow.yaml");
+    std::fs::write(
+        &scenario,
+        "canary: {readyAfterTicks: 4294967295}\nprimary: {readyAfterTicks: 4294967295}\nreplicas: 4294967295\nmaxTicks: 10000\n",
+    )
+    .expect("the scenario written");
+    let out = Command::new(env!("CARGO_BIN_EXE_fledge"))
+        .arg("simulate")
+        .arg(&canary)
+        .arg("--scenario")
+        .arg(&scenario)
+        .output()
+        .expect("fledge simulate runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("not ready") && stdout.contains("outcome:"),
+        "the primary never becomes ready, and the story still ends:\n{stdout}"
+    );
+}
+
+#[test]
+fn a_simulation_stepped_at_the_last_tick_number_does_not_overflow() {
+    let canary: Canary = serde_json::from_value(canary_release()).expect("a typed canary");
+    let rollout = Rollout::new(&canary, Some("istio")).expect("a valid canary");
+    let start = Timestamp::from_second(1_767_225_600).expect("a valid start");
+    let mut sim = Simulation::new(rollout, Cluster::new("v1", 2, Timing::default()), start);
+    sim.tick = u32::MAX;
+    let record = sim
+        .step(&mut AllPassing { value: 99.5 })
+        .expect("the tick plans");
+    assert_eq!(record.tick, u32::MAX);
+    assert_eq!(sim.tick, u32::MAX, "the tick count saturates");
+}

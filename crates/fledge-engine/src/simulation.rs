@@ -300,7 +300,7 @@ impl Simulation {
         if crash_after.is_none() {
             self.status = plan.status.clone();
         }
-        self.tick += 1;
+        self.tick = self.tick.saturating_add(1);
         self.now = advance(now, plan.requeue_after);
         Ok(TickRecord {
             tick,
