@@ -297,7 +297,8 @@ mod tests {
             fraction in "[0-9]{0,40}",
             units in prop::collection::vec(prop_oneof![Just("h"), Just("m"), Just("s"), Just("ms"), Just("ns"), Just("µs")], 1..40),
         ) {
-            let text: String = units.iter().map(|unit| format!("{digits}.{fraction}{unit}")).collect();
+            let number = format!("{digits}.{fraction}");
+            let text: String = units.iter().flat_map(|unit| [number.as_str(), unit]).collect();
             if let Ok(duration) = parse(&text) {
                 prop_assert!(duration.as_secs() < u64::MAX);
             }

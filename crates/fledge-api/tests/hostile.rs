@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
+use fledge_api::Canary;
 use fledge_api::canary::CanaryThresholdRange;
 use fledge_api::validation::bounds::{
     MAX_ANALYSIS_INTERVAL, MAX_ITERATIONS, MAX_THRESHOLD, MAX_THRESHOLD_MAGNITUDE,
 };
 use fledge_api::validation::{Verdict, check_canary, validate_document};
-use fledge_api::Canary;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -122,63 +122,175 @@ fn the_shipped_shapes_are_within_every_bound() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one row per bound: a table read top to bottom"
+)]
 fn every_bound_names_the_field_the_bound_and_the_fix() {
     let long = |n: usize| json!("x".repeat(n));
     let cases: Vec<(Value, &str, Value, &str)> = vec![
-        (canary(), "/spec/analysis/interval", json!("2562047788015216h"),
-            "spec.analysis.interval: must be at most 24h, got 2562047788015216h; write a shorter duration"),
-        (canary(), "/spec/analysis/interval", json!("24h0m1s"),
-            "spec.analysis.interval: must be at most 24h, got 24h0m1s"),
-        (canary(), "/spec/progressDeadlineSeconds", json!(i32::MAX),
-            "spec.progressDeadlineSeconds: must be at most 604800 seconds, got 2147483647"),
-        (canary(), "/spec/analysis/threshold", json!(1001),
-            "spec.analysis.threshold: must be at most 1000 failed checks, got 1001"),
-        (canary(), "/spec/analysis/iterations", json!(i32::MAX),
-            "spec.analysis.iterations: must be at most 1000 iterations, got 2147483647"),
-        (canary(), "/spec/analysis/stepWeights", json!((1..=101).collect::<Vec<i32>>()),
-            "spec.analysis.stepWeights: has 101 entries, at most 100 are allowed; remove some"),
-        (canary(), "/spec/analysis/metrics/1/interval", json!("721h"),
-            "spec.analysis.metrics[1].interval: must be at most 720h, got 721h"),
-        (canary(), "/spec/analysis/metrics/1/thresholdRange/max", json!(1e300),
-            "spec.analysis.metrics[1].thresholdRange.max: must be a finite number between -1e15 and 1e15, got 1e300"),
-        (canary(), "/spec/analysis/webhooks/0/timeout", json!("1h1s"),
-            "spec.analysis.webhooks[0].timeout: must be at most 1h, got 1h1s"),
-        (canary(), "/spec/analysis/webhooks/0/retries", json!(101),
-            "spec.analysis.webhooks[0].retries: must be at most 100 retries, got 101"),
-        (canary(), "/spec/analysis/webhooks/0/url", json!(format!("http://{}", "a".repeat(9000))),
-            "spec.analysis.webhooks[0].url: is 9007 bytes long, at most 8192 are allowed; shorten it"),
-        (canary(), "/spec/analysis/sessionAffinity/maxAge", json!(i32::MAX),
-            "spec.analysis.sessionAffinity.maxAge: must be at most 34560000 seconds, got 2147483647"),
-        (canary(), "/spec/service/timeout", json!("25h"),
-            "spec.service.timeout: must be at most 24h, got 25h"),
-        (canary(), "/spec/service/backendTimeout", json!("25h"),
-            "spec.service.backendTimeout: must be at most 24h, got 25h"),
-        (canary(), "/spec/service/retries/perTryTimeout", json!("25h"),
-            "spec.service.retries.perTryTimeout: must be at most 24h, got 25h"),
-        (canary(), "/spec/service/retries/attempts", json!(-1),
-            "spec.service.retries.attempts: must be between 0 and 100 attempts, got -1"),
-        (canary(), "/spec/service/corsPolicy/maxAge", json!("9999h"),
-            "spec.service.corsPolicy.maxAge: must be at most 24h, got 9999h"),
-        (canary(), "/spec/service/match/0/port", json!(70000),
-            "spec.service.match[0].port: must be between 1 and 65535 (a port), got 70000"),
-        (canary(), "/spec/autoscalerRef/primaryScalerReplicas/maxReplicas", json!(i32::MAX),
-            "spec.autoscalerRef.primaryScalerReplicas.maxReplicas: must be between 1 and 100000 replicas, got 2147483647"),
-        (canary(), "/spec/autoscalerRef/primaryScalerReplicas/minReplicas", json!(5),
-            "spec.autoscalerRef.primaryScalerReplicas.maxReplicas: must be at least minReplicas (5), got 4"),
-        (canary(), "/spec/targetRef/name", long(254),
-            "spec.targetRef.name: is 254 bytes long, at most 253 are allowed; shorten it"),
-        (canary(), "/spec/analysis/metrics/1/templateVariables/route", long(70_000),
-            "spec.analysis.metrics[1].templateVariables.route: is 70000 bytes long, at most 65536 are allowed; shorten it"),
-        (canary(), "/metadata/name", json!(""),
-            "metadata.name: is empty; name the resource"),
-        (metric_template(), "/spec/query", long(65_537),
-            "spec.query: is 65537 bytes long, at most 65536 are allowed; shorten it"),
-        (metric_template(), "/spec/provider/address", json!(format!("http://{}", "p".repeat(8190))),
-            "spec.provider.address: is 8197 bytes long, at most 8192 are allowed; shorten it"),
-        (alert_provider(), "/spec/proxy", json!(format!("http://{}", "p".repeat(8190))),
-            "spec.proxy: is 8197 bytes long, at most 8192 are allowed; shorten it"),
-        (alert_provider(), "/spec/channel", long(65_537),
-            "spec.channel: is 65537 bytes long, at most 65536 are allowed; shorten it"),
+        (
+            canary(),
+            "/spec/analysis/interval",
+            json!("2562047788015216h"),
+            "spec.analysis.interval: must be at most 24h, got 2562047788015216h; write a shorter duration",
+        ),
+        (
+            canary(),
+            "/spec/analysis/interval",
+            json!("24h0m1s"),
+            "spec.analysis.interval: must be at most 24h, got 24h0m1s",
+        ),
+        (
+            canary(),
+            "/spec/progressDeadlineSeconds",
+            json!(i32::MAX),
+            "spec.progressDeadlineSeconds: must be at most 604800 seconds, got 2147483647",
+        ),
+        (
+            canary(),
+            "/spec/analysis/threshold",
+            json!(1001),
+            "spec.analysis.threshold: must be at most 1000 failed checks, got 1001",
+        ),
+        (
+            canary(),
+            "/spec/analysis/iterations",
+            json!(i32::MAX),
+            "spec.analysis.iterations: must be at most 1000 iterations, got 2147483647",
+        ),
+        (
+            canary(),
+            "/spec/analysis/stepWeights",
+            json!((1..=101).collect::<Vec<i32>>()),
+            "spec.analysis.stepWeights: has 101 entries, at most 100 are allowed; remove some",
+        ),
+        (
+            canary(),
+            "/spec/analysis/metrics/1/interval",
+            json!("721h"),
+            "spec.analysis.metrics[1].interval: must be at most 720h, got 721h",
+        ),
+        (
+            canary(),
+            "/spec/analysis/metrics/1/thresholdRange/max",
+            json!(1e300),
+            "spec.analysis.metrics[1].thresholdRange.max: must be a finite number between -1e15 and 1e15, got 1e300",
+        ),
+        (
+            canary(),
+            "/spec/analysis/webhooks/0/timeout",
+            json!("1h1s"),
+            "spec.analysis.webhooks[0].timeout: must be at most 1h, got 1h1s",
+        ),
+        (
+            canary(),
+            "/spec/analysis/webhooks/0/retries",
+            json!(101),
+            "spec.analysis.webhooks[0].retries: must be at most 100 retries, got 101",
+        ),
+        (
+            canary(),
+            "/spec/analysis/webhooks/0/url",
+            json!(format!("http://{}", "a".repeat(9000))),
+            "spec.analysis.webhooks[0].url: is 9007 bytes long, at most 8192 are allowed; shorten it",
+        ),
+        (
+            canary(),
+            "/spec/analysis/sessionAffinity/maxAge",
+            json!(i32::MAX),
+            "spec.analysis.sessionAffinity.maxAge: must be at most 34560000 seconds, got 2147483647",
+        ),
+        (
+            canary(),
+            "/spec/service/timeout",
+            json!("25h"),
+            "spec.service.timeout: must be at most 24h, got 25h",
+        ),
+        (
+            canary(),
+            "/spec/service/backendTimeout",
+            json!("25h"),
+            "spec.service.backendTimeout: must be at most 24h, got 25h",
+        ),
+        (
+            canary(),
+            "/spec/service/retries/perTryTimeout",
+            json!("25h"),
+            "spec.service.retries.perTryTimeout: must be at most 24h, got 25h",
+        ),
+        (
+            canary(),
+            "/spec/service/retries/attempts",
+            json!(-1),
+            "spec.service.retries.attempts: must be between 0 and 100 attempts, got -1",
+        ),
+        (
+            canary(),
+            "/spec/service/corsPolicy/maxAge",
+            json!("9999h"),
+            "spec.service.corsPolicy.maxAge: must be at most 24h, got 9999h",
+        ),
+        (
+            canary(),
+            "/spec/service/match/0/port",
+            json!(70000),
+            "spec.service.match[0].port: must be between 1 and 65535 (a port), got 70000",
+        ),
+        (
+            canary(),
+            "/spec/autoscalerRef/primaryScalerReplicas/maxReplicas",
+            json!(i32::MAX),
+            "spec.autoscalerRef.primaryScalerReplicas.maxReplicas: must be between 1 and 100000 replicas, got 2147483647",
+        ),
+        (
+            canary(),
+            "/spec/autoscalerRef/primaryScalerReplicas/minReplicas",
+            json!(5),
+            "spec.autoscalerRef.primaryScalerReplicas.maxReplicas: must be at least minReplicas (5), got 4",
+        ),
+        (
+            canary(),
+            "/spec/targetRef/name",
+            long(254),
+            "spec.targetRef.name: is 254 bytes long, at most 253 are allowed; shorten it",
+        ),
+        (
+            canary(),
+            "/spec/analysis/metrics/1/templateVariables/route",
+            long(70_000),
+            "spec.analysis.metrics[1].templateVariables.route: is 70000 bytes long, at most 65536 are allowed; shorten it",
+        ),
+        (
+            canary(),
+            "/metadata/name",
+            json!(""),
+            "metadata.name: is empty; name the resource",
+        ),
+        (
+            metric_template(),
+            "/spec/query",
+            long(65_537),
+            "spec.query: is 65537 bytes long, at most 65536 are allowed; shorten it",
+        ),
+        (
+            metric_template(),
+            "/spec/provider/address",
+            json!(format!("http://{}", "p".repeat(8190))),
+            "spec.provider.address: is 8197 bytes long, at most 8192 are allowed; shorten it",
+        ),
+        (
+            alert_provider(),
+            "/spec/proxy",
+            json!(format!("http://{}", "p".repeat(8190))),
+            "spec.proxy: is 8197 bytes long, at most 8192 are allowed; shorten it",
+        ),
+        (
+            alert_provider(),
+            "/spec/channel",
+            long(65_537),
+            "spec.channel: is 65537 bytes long, at most 65536 are allowed; shorten it",
+        ),
     ];
     for (document, pointer, value, expected) in cases {
         let problems = problems_with(&document, pointer, value);
@@ -203,9 +315,8 @@ fn a_typed_canary_with_non_finite_thresholds_is_refused() {
         .map(ToString::to_string)
         .collect();
     assert!(
-        problems.iter().any(|p| p.starts_with(
-            "spec.analysis.metrics[0].thresholdRange.min: must be a finite number"
-        )),
+        problems.iter().any(|p| p
+            .starts_with("spec.analysis.metrics[0].thresholdRange.min: must be a finite number")),
         "{problems:#?}"
     );
     assert!(
@@ -280,7 +391,10 @@ fn hostile_value() -> impl Strategy<Value = Value> {
         Just(json!("-1s")),
         Just(json!("1e99h")),
         Just(json!("1h".repeat(5_000))),
-        (any::<u64>(), prop_oneof![Just("h"), Just("m"), Just("s"), Just("ns")])
+        (
+            any::<u64>(),
+            prop_oneof![Just("h"), Just("m"), Just("s"), Just("ns")]
+        )
             .prop_map(|(n, unit)| json!(format!("{n}{unit}"))),
         Just(json!("")),
         Just(json!("x".repeat(70_000))),

@@ -92,8 +92,14 @@ const FIELDS: [(&str, Holds); 30] = [
     ("/spec/service/port", Holds::Integer),
     ("/spec/service/timeout", Holds::Duration),
     ("/spec/service/retries/attempts", Holds::Integer),
-    ("/spec/autoscalerRef/primaryScalerReplicas/minReplicas", Holds::Integer),
-    ("/spec/autoscalerRef/primaryScalerReplicas/maxReplicas", Holds::Integer),
+    (
+        "/spec/autoscalerRef/primaryScalerReplicas/minReplicas",
+        Holds::Integer,
+    ),
+    (
+        "/spec/autoscalerRef/primaryScalerReplicas/maxReplicas",
+        Holds::Integer,
+    ),
     ("/spec/analysis/interval", Holds::Duration),
     ("/spec/analysis/threshold", Holds::Integer),
     ("/spec/analysis/iterations", Holds::Integer),
@@ -172,7 +178,10 @@ fn hostile_duration() -> impl Strategy<Value = Value> {
         Just(json!("NaN")),
         Just(json!("inf")),
         Just(json!("")),
-        (0u64..u64::MAX, prop_oneof![Just("h"), Just("m"), Just("s"), Just("ms")])
+        (
+            0u64..u64::MAX,
+            prop_oneof![Just("h"), Just("m"), Just("s"), Just("ms")]
+        )
             .prop_map(|(n, unit)| json!(format!("{n}{unit}"))),
     ]
 }
@@ -409,21 +418,20 @@ proptest! {
         let (output, _) = simulate(dir.path(), &document);
         let stderr = String::from_utf8_lossy(&output.stderr);
         prop_assert!(!stderr.contains("panicked"), "fledge simulate panicked: {stderr}");
-        match report.verdict {
-            Verdict::Valid => prop_assert!(
+        if report.verdict == Verdict::Valid {
+            prop_assert!(
                 output.status.success(),
                 "a valid canary simulates: {stderr}\n{}",
                 truncated(&document.to_string())
-            ),
-            _ => {
-                prop_assert_eq!(output.status.code(), Some(2), "{}", stderr);
-                let first = &report.problems[0];
-                prop_assert!(
-                    stderr.contains(&first.path),
-                    "the refusal names {}: {stderr}",
-                    first.path
-                );
-            }
+            );
+        } else {
+            prop_assert_eq!(output.status.code(), Some(2), "{}", stderr);
+            let first = &report.problems[0];
+            prop_assert!(
+                stderr.contains(&first.path),
+                "the refusal names {}: {stderr}",
+                first.path
+            );
         }
     }
 }

@@ -113,7 +113,7 @@ impl Bounds {
     }
 
     fn finite(&mut self, path: &JsonPath, value: Option<f64>) {
-        if let Some(v) = value.filter(|v| !(v.abs() <= MAX_THRESHOLD_MAGNITUDE)) {
+        if let Some(v) = value.filter(|v| !v.is_finite() || v.abs() > MAX_THRESHOLD_MAGNITUDE) {
             self.problems.push(Problem::new(
                 path.clone(),
                 format!(
@@ -235,7 +235,13 @@ fn service(b: &mut Bounds, service: &CanaryService, path: &JsonPath) {
     }
     for (index, mirror) in service.mirror.iter().enumerate() {
         let at = path.field("mirror").index(index);
-        b.between(&at.field("percent"), mirror.percent, 0, 100, "(a percentage)");
+        b.between(
+            &at.field("percent"),
+            mirror.percent,
+            0,
+            100,
+            "(a percentage)",
+        );
         if let Some(fraction) = &mirror.fraction {
             let denominator = fraction.denominator.unwrap_or(100);
             if denominator < 1 {
@@ -301,7 +307,11 @@ fn analysis(b: &mut Bounds, analysis: &CanaryAnalysis, path: &JsonPath) {
         analysis.alerts.len(),
         MAX_LIST_ENTRIES,
     );
-    b.entries(&path.field("match"), analysis.match_.len(), MAX_LIST_ENTRIES);
+    b.entries(
+        &path.field("match"),
+        analysis.match_.len(),
+        MAX_LIST_ENTRIES,
+    );
     for (index, condition) in analysis.match_.iter().enumerate() {
         match_port(b, condition, &path.field("match").index(index));
     }
