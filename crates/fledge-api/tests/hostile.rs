@@ -470,3 +470,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn megabytes_of_text_where_a_name_is_expected_are_answered_at_once() {
+    // "Did you mean" compares what was written with each known name; a quadratic comparison
+    // of megabytes of text took minutes.
+    let huge = "x".repeat(2 << 20);
+    let mut provider = canary();
+    set(&mut provider, "/spec/provider", json!(huge));
+    let mut field = canary();
+    set(&mut field, &format!("/spec/analysis/{huge}"), json!(1));
+    let mut metric = canary();
+    set(&mut metric, "/spec/analysis/metrics/0/name", json!(huge));
+    for (what, document) in [("provider", provider), ("field", field), ("metric", metric)] {
+        let began = std::time::Instant::now();
+        let report = validate_document(0, &document);
+        let took = began.elapsed();
+        assert_eq!(report.verdict, Verdict::Invalid, "{what}");
+        assert!(
+            took < Duration::from_secs(10),
+            "{what}: validation took {took:?}"
+        );
+    }
+}
