@@ -347,6 +347,11 @@ fn plan_unvalidated(canary: &Canary, metric_value: f64) {
 
 /// Runs `fledge simulate` on `document`, killing it if it outlives the wall-time bound.
 fn simulate(dir: &Path, document: &Value) -> (Output, Duration) {
+    fledge_on(dir, "simulate", document)
+}
+
+/// Runs `fledge <command>` on `document`, killing it if it outlives the wall-time bound.
+fn fledge_on(dir: &Path, command: &str, document: &Value) -> (Output, Duration) {
     let path = dir.join("canary.yaml");
     let mut file = std::fs::File::create(&path).expect("a temporary file");
     file.write_all(document.to_string().as_bytes())
@@ -354,7 +359,7 @@ fn simulate(dir: &Path, document: &Value) -> (Output, Duration) {
     drop(file);
     let began = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fledge"))
-        .arg("simulate")
+        .arg(command)
         .arg(&path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -378,7 +383,7 @@ fn simulate(dir: &Path, document: &Value) -> (Output, Duration) {
         if began.elapsed() > SIMULATE_WALL_TIME {
             let _ = child.kill();
             panic!(
-                "fledge simulate hung for {SIMULATE_WALL_TIME:?} on {}",
+                "fledge {command} hung for {SIMULATE_WALL_TIME:?} on {}",
                 truncated(&document.to_string())
             );
         }
@@ -418,6 +423,12 @@ proptest! {
         let (output, _) = simulate(dir.path(), &document);
         let stderr = String::from_utf8_lossy(&output.stderr);
         prop_assert!(!stderr.contains("panicked"), "fledge simulate panicked: {stderr}");
+        for command in ["validate", "migrate"] {
+            let (output, _) = fledge_on(dir.path(), command, &document);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            prop_assert!(!stderr.contains("panicked"), "fledge {command} panicked: {stderr}");
+            prop_assert!(matches!(output.status.code(), Some(0 | 1)), "fledge {command}: {stderr}");
+        }
         if report.verdict == Verdict::Valid {
             prop_assert!(
                 output.status.success(),
