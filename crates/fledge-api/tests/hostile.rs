@@ -157,7 +157,7 @@ fn every_bound_names_the_field_the_bound_and_the_fix() {
             canary(),
             "/spec/analysis/iterations",
             json!(i32::MAX),
-            "spec.analysis.iterations: must be at most 1000 iterations, got 2147483647",
+            "spec.analysis.iterations: must be at most 10000 iterations, got 2147483647",
         ),
         (
             canary(),

@@ -24,7 +24,7 @@ pub const MAX_PROGRESS_DEADLINE_SECONDS: i32 = 7 * 24 * 3600;
 /// Most failed checks tolerated (`analysis.threshold`).
 pub const MAX_THRESHOLD: i32 = 1000;
 /// Most checks before promotion (`analysis.iterations`).
-pub const MAX_ITERATIONS: i32 = 1000;
+pub const MAX_ITERATIONS: i32 = 10_000;
 /// Most entries of `stepWeights` (weights are distinct percentages, so 100 is every one).
 pub const MAX_STEP_WEIGHTS: usize = 100;
 /// Longest metric query window (`metrics[].interval`, 30 days).
