@@ -180,7 +180,9 @@ fn scale(number: &str, unit_nanos: u128) -> Result<u128, &'static str> {
     let mut place = unit_nanos;
     for digit in fraction.chars().take(18) {
         place /= 10;
-        nanos += u128::from(digit.to_digit(10).unwrap_or(0)) * place;
+        nanos = nanos
+            .checked_add(u128::from(digit.to_digit(10).unwrap_or(0)) * place)
+            .ok_or("it is too long")?;
     }
     Ok(nanos)
 }
@@ -242,6 +244,29 @@ mod tests {
     }
 
     #[test]
+    fn refuses_lengths_beyond_what_a_duration_holds_instead_of_overflowing() {
+        let largest_u128 = u128::MAX.to_string();
+        for too_long in [
+            format!("{largest_u128}h"),
+            format!("{}.999999999h", u128::MAX / 3_600_000_000_000),
+            "5124095576030432h".to_owned(),
+            "2562047788015216h".repeat(3),
+            "99999999999999999999999999999999999999999h".to_owned(),
+        ] {
+            let err = parse(&too_long).expect_err(&too_long);
+            assert!(err.to_string().contains("too"), "{too_long}: {err}");
+        }
+        for refused in ["1e99h", "-1s", "", "1h-1s", "１s", "1 s", "∞s", "NaNs"] {
+            assert!(parse(refused).is_err(), "{refused:?} is refused");
+        }
+        assert_eq!(
+            parse("2562047788015216h"),
+            Ok(Duration::from_secs(2_562_047_788_015_216 * 3600)),
+            "huge but representable: validation, not parsing, bounds it"
+        );
+    }
+
+    #[test]
     fn keeps_the_text_as_written() {
         let d: GoDuration = "60s".parse().expect("valid");
         assert_eq!(d.as_str(), "60s");
@@ -264,6 +289,19 @@ mod tests {
         #[test]
         fn never_panics_on_any_text(text in "\\PC{0,12}") {
             let _ = parse(&text);
+        }
+
+        #[test]
+        fn never_panics_on_hostile_numbers(
+            digits in "[0-9]{1,60}",
+            fraction in "[0-9]{0,40}",
+            units in prop::collection::vec(prop_oneof![Just("h"), Just("m"), Just("s"), Just("ms"), Just("ns"), Just("µs")], 1..40),
+        ) {
+            let number = format!("{digits}.{fraction}");
+            let text: String = units.iter().flat_map(|unit| [number.as_str(), unit]).collect();
+            if let Ok(duration) = parse(&text) {
+                prop_assert!(duration.as_secs() < u64::MAX);
+            }
         }
     }
 }

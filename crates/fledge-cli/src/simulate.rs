@@ -18,8 +18,6 @@ pub use scenario::Scenario;
 
 /// The revision the target runs before the simulated rollout.
 const FIRST_REVISION: &str = "v1";
-/// Ticks when the scenario sets no limit.
-const DEFAULT_MAX_TICKS: u32 = 100;
 /// Simulated clocks start at 2026-01-01T00:00:00Z.
 const START_SECOND: i64 = 1_767_225_600;
 
@@ -84,7 +82,7 @@ pub fn tell(canary: &Canary, scenario: &Scenario, provider: &str) -> anyhow::Res
     let mut sim = Simulation::new(rollout.clone(), cluster, start);
 
     let mut text = timeline::header(&rollout, scenario.description.as_deref());
-    let max_ticks = scenario.max_ticks.unwrap_or(DEFAULT_MAX_TICKS);
+    let max_ticks = scenario.max_ticks()?;
     let mut revisions = 1;
     let mut rollout_began = None;
     while sim.tick < max_ticks {
@@ -134,6 +132,18 @@ pub fn read_canary(path: &std::path::Path) -> anyhow::Result<Canary> {
         .with_context(|| format!("{} is not YAML", path.display()))?;
     for (index, document) in documents.into_iter().enumerate() {
         if document.get("kind").and_then(serde_json::Value::as_str) == Some("Canary") {
+            // The engine runs only what `fledge validate` accepts, as the operator does: an
+            // invalid spec is reported, never simulated.
+            let report = fledge_api::validation::validate_document(index, &document);
+            if !report.problems.is_empty() {
+                let problems: Vec<String> =
+                    report.problems.iter().map(ToString::to_string).collect();
+                bail!(
+                    "{} document {index}: not a valid Canary (`fledge validate` says why):\n  {}",
+                    path.display(),
+                    problems.join("\n  ")
+                );
+            }
             return serde_json::from_value(document).with_context(|| {
                 format!("{} document {index}: not a valid Canary", path.display())
             });

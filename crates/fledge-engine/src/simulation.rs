@@ -169,7 +169,7 @@ impl Cluster {
     fn rolling(replicas: u32, after: Option<u32>, tick: u32, now: Timestamp) -> Workload {
         Workload {
             replicas,
-            ready_at: after.map(|a| tick + 1 + a),
+            ready_at: after.map(|a| tick.saturating_add(1).saturating_add(a)),
             since: now,
         }
     }
@@ -327,7 +327,7 @@ impl Simulation {
         if crash_after.is_none() {
             self.status = plan.status.clone();
         }
-        self.tick += 1;
+        self.tick = self.tick.saturating_add(1);
         self.now = advance(now, plan.requeue_after);
         Ok(TickRecord {
             tick,

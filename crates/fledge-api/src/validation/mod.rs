@@ -8,10 +8,12 @@
 //! 2. the **types** — values the schema cannot describe, such as durations (`1m30s`);
 //! 3. the **rules** — what Flagger would do wrong or silently ignore: weights out of range,
 //!    stepWeights not ascending, maxWeight below stepWeight, mutually exclusive settings,
-//!    provider and strategy combinations that cannot work.
+//!    provider and strategy combinations that cannot work — and the [`bounds`] on every
+//!    duration, count and text, so no document can overflow what later reads it.
 //!
 //! Documents of other kinds (Deployments, Secrets...) are skipped with a note.
 
+pub mod bounds;
 mod canary_rules;
 mod path;
 mod resource_rules;
@@ -192,15 +194,27 @@ pub fn validate_document(index: usize, document: &Value) -> DocumentReport {
     if report.problems.is_empty() {
         let (problems, notes) = match kind {
             Kind::Canary => typed::<Canary>(document, |c| {
-                canary_rules::check(c, version == LEGACY_VERSION)
+                let (mut problems, notes) = canary_rules::check(c, version == LEGACY_VERSION);
+                problems.extend(bounds::canary(&c.spec, &spec_path()));
+                (problems, notes)
             }),
-            Kind::MetricTemplate => {
-                typed::<MetricTemplate>(document, resource_rules::metric_template)
-            }
-            Kind::AlertProvider => typed::<AlertProvider>(document, resource_rules::alert_provider),
+            Kind::MetricTemplate => typed::<MetricTemplate>(document, |t| {
+                let (mut problems, notes) = resource_rules::metric_template(t);
+                problems.extend(bounds::metric_template(&t.spec, &spec_path()));
+                (problems, notes)
+            }),
+            Kind::AlertProvider => typed::<AlertProvider>(document, |p| {
+                let (mut problems, notes) = resource_rules::alert_provider(p);
+                problems.extend(bounds::alert_provider(&p.spec, &spec_path()));
+                (problems, notes)
+            }),
         };
         report.problems.extend(problems);
         report.notes.extend(notes);
+        if let Some(spec) = document.get("spec") {
+            bounds::long_texts(spec, &spec_path(), &mut report.problems);
+        }
+        report.problems.extend(bounds::metadata_name(document));
     }
     report.verdict = if report.problems.is_empty() {
         Verdict::Valid
@@ -214,7 +228,16 @@ pub fn validate_document(index: usize, document: &Value) -> DocumentReport {
 /// schema the server enforced — without the schema pass: the operator calls this on every
 /// spec change and reports the problems on the Canary instead of acting on it.
 pub fn check_canary(canary: &Canary) -> Vec<Problem> {
-    canary_rules::check(canary, false).0
+    let mut problems = canary_rules::check(canary, false).0;
+    problems.extend(bounds::canary(&canary.spec, &spec_path()));
+    if let Ok(spec) = serde_json::to_value(&canary.spec) {
+        bounds::long_texts(&spec, &spec_path(), &mut problems);
+    }
+    problems
+}
+
+fn spec_path() -> JsonPath {
+    JsonPath::root().field("spec")
 }
 
 /// What a rule check found: problems that invalidate, notes that do not.

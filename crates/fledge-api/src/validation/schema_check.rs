@@ -134,6 +134,10 @@ pub(super) fn closest<'a>(
 ) -> Option<&'a str> {
     let typed_lower = typed.to_ascii_lowercase();
     candidates
+        // The distance is at least the difference in length, so a text much longer than a
+        // candidate cannot be a typo of it; skipping it keeps a megabyte of hostile text from
+        // costing a quadratic comparison.
+        .filter(|candidate| typed_lower.len() <= candidate.len() * 2 + 2)
         .map(|candidate| {
             let lower = candidate.to_ascii_lowercase();
             let distance = if lower.starts_with(&typed_lower) && typed_lower.len() >= 4 {

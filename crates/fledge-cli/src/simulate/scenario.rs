@@ -11,6 +11,13 @@ use fledge_engine::simulation::{CheckSource, Timing};
 use fledge_engine::{MetricResult, WebhookOutcome};
 use serde::Deserialize;
 
+/// Ticks when the scenario sets no limit.
+const DEFAULT_MAX_TICKS: u32 = 100;
+/// The most ticks a scenario may ask for: a simulation always ends, and soon.
+pub const MAX_TICKS: u32 = 10_000;
+/// The most entries of `newRevisionAt` (each is looked up every tick).
+const MAX_NEW_REVISIONS: usize = 1_000;
+
 /// A scenario as written in YAML.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -143,6 +150,24 @@ impl Scenario {
             document
         };
         serde_json::from_value(document).context("the scenario does not read as a scenario")
+    }
+
+    /// The tick limit: `maxTicks`, or 100.
+    ///
+    /// # Errors
+    /// When `maxTicks` is above [`MAX_TICKS`] or `newRevisionAt` has more than 1,000 entries.
+    pub fn max_ticks(&self) -> anyhow::Result<u32> {
+        let max_ticks = self.max_ticks.unwrap_or(DEFAULT_MAX_TICKS);
+        if max_ticks > MAX_TICKS {
+            bail!("scenario maxTicks: must be at most {MAX_TICKS}, got {max_ticks}");
+        }
+        if self.new_revision_at.len() > MAX_NEW_REVISIONS {
+            bail!(
+                "scenario newRevisionAt: has {} entries, at most {MAX_NEW_REVISIONS} are allowed",
+                self.new_revision_at.len()
+            );
+        }
+        Ok(max_ticks)
     }
 
     /// Checks that every metric and webhook named exists in the canary, and that only the

@@ -89,7 +89,9 @@ pub fn summary(sim: &Simulation, started_at_tick: u32, expect: Option<CanaryPhas
     let phase = sim.status.phase;
     let ticks = sim.tick.saturating_sub(started_at_tick);
     let interval = sim.rollout.interval();
-    let simulated = interval * ticks;
+    // Saturating: an unvalidated canary's interval times the ticks may exceed what a
+    // Duration holds.
+    let simulated = interval.checked_mul(ticks).unwrap_or(Duration::MAX);
     let primary = sim.cluster.primary_revision.as_deref().unwrap_or("none");
     let mut out = String::from("\nsummary\n");
     let _ = writeln!(out, "  outcome:        {phase} (primary runs {primary})");
