@@ -52,15 +52,7 @@ async fn a_healthy_version_walks_every_weight_step_and_is_promoted() {
     // The simulated data plane, like Envoy, sees the new routes up to one refresh late:
     // requests still sent to the target as it went to zero belong to the initialization.
     let refresh = TrafficSimConfig::default().refresh;
-    common::wait_until(
-        "the traffic simulator routes by the VirtualService",
-        Duration::from_secs(10),
-        || async {
-            istio.sim.route_source(&ns, "podinfo").as_deref()
-                == Some(format!("VirtualService {ns}/podinfo").as_str())
-        },
-    )
-    .await;
+    istio.routes_by_virtual_service().await;
     tokio::time::sleep(refresh * 2).await;
     // From here on, no request may fail: the primary serves until the canary is ready and
     // a promotion rolls the primary without an outage.

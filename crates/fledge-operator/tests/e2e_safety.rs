@@ -80,6 +80,19 @@ async fn selector_of_users_service(istio: &IstioStage) -> serde_json::Value {
     json!(service.spec.and_then(|s| s.selector))
 }
 
+/// Edits the Canary into one validation refuses (`stepWeight: 0`).
+async fn make_invalid(stage: &Stage) {
+    stage
+        .canaries
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "analysis": { "stepWeight": 0 } } })),
+        )
+        .await
+        .expect("the Canary is edited");
+}
+
 #[tokio::test]
 async fn onboarding_a_live_service_costs_no_request() {
     // Pods take 3 s to start, long enough for any request sent to a primary that is not
@@ -99,15 +112,7 @@ async fn onboarding_a_live_service_costs_no_request() {
         Some(0),
         "the target is scaled down"
     );
-    common::wait_until(
-        "the traffic simulator routes by the VirtualService",
-        Duration::from_secs(10),
-        || async {
-            istio.sim.route_source(&ns, "podinfo").as_deref()
-                == Some(format!("VirtualService {ns}/podinfo").as_str())
-        },
-    )
-    .await;
+    istio.routes_by_virtual_service().await;
     let settled = istio
         .sim
         .counts(&ns, "podinfo")
@@ -259,15 +264,7 @@ async fn a_spec_that_turns_invalid_mid_rollout_sends_traffic_back_to_the_primary
         istio.weights().await == (80, 20)
     })
     .await;
-    stage
-        .canaries
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "analysis": { "stepWeight": 0 } } })),
-        )
-        .await
-        .expect("the Canary is edited");
+    make_invalid(stage).await;
     let failed = stage.reaches(CanaryPhase::Failed, 30).await;
     assert_eq!(
         istio.weights().await,
@@ -315,15 +312,7 @@ async fn deleting_an_invalid_canary_with_revert_on_deletion_restores_the_target_
         .await;
     stage.reaches(CanaryPhase::Initialized, 60).await;
     assert_eq!(stage.replicas("podinfo").await, Some(0));
-    stage
-        .canaries
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "analysis": { "stepWeight": 0 } } })),
-        )
-        .await
-        .expect("the Canary is edited");
+    make_invalid(stage).await;
     wait_until(
         "the Canary is reported invalid",
         Duration::from_secs(20),

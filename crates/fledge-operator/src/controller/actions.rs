@@ -6,7 +6,7 @@ use fledge_engine::{Action, RouteTarget};
 use fledge_router::{Router, Routes, ServiceRouter, ServiceTarget};
 
 use crate::controller::Context;
-use crate::controller::target::Target;
+use crate::controller::target::{Target, WorkloadTarget};
 use crate::error::{Error, Result};
 use crate::workload::labels::PRIMARY_SUFFIX;
 use crate::workload::primary::selector_label;
@@ -40,17 +40,7 @@ impl Execution<'_> {
             (Action::ScaleCanaryToZero, Target::Workload(w)) => {
                 applier.scale_target(&w.target, 0).await?;
             }
-            (Action::PromotePrimary, Target::Workload(w)) => {
-                applier
-                    .promote(
-                        self.canary,
-                        &w.target,
-                        &w.configs,
-                        &w.sources,
-                        w.primary.as_ref(),
-                    )
-                    .await?;
-            }
+            (Action::PromotePrimary, Target::Workload(w)) => self.promote(w).await?,
             (Action::PromotePrimary, Target::Service(s)) => {
                 applier
                     .promote_service(self.canary, &s.target, s.primary.as_ref())
@@ -96,6 +86,16 @@ impl Execution<'_> {
         };
         // Re-applied while initializing (a no-op once it matches), so a new revision of a
         // target whose primary never became ready starts over with the new template.
+        self.promote(w).await?;
+        let (services, selector) = self.apex_services(&w.target)?;
+        services
+            .reconcile_generated(self.canary, &selector)
+            .await
+            .map_err(Error::Router)
+    }
+
+    /// The primary runs the target's pod template (and its config copies).
+    async fn promote(&self, w: &WorkloadTarget) -> Result<()> {
         self.ctx
             .applier
             .promote(
@@ -106,11 +106,7 @@ impl Execution<'_> {
                 w.primary.as_ref(),
             )
             .await?;
-        let (services, selector) = self.apex_services(&w.target)?;
-        services
-            .reconcile_generated(self.canary, &selector)
-            .await
-            .map_err(Error::Router)
+        Ok(())
     }
 
     /// Once the primary is ready: the apex Service selects the primary's pods, then the mesh

@@ -74,6 +74,20 @@ impl IstioStage {
         virtual_service_weights(&vs.data["spec"])
     }
 
+    /// Waits until the traffic simulator routes podinfo by the VirtualService.
+    pub async fn routes_by_virtual_service(&self) {
+        let ns = self.ns();
+        super::wait_until(
+            "the traffic simulator routes by the VirtualService",
+            std::time::Duration::from_secs(10),
+            || async {
+                self.sim.route_source(&ns, "podinfo").as_deref()
+                    == Some(format!("VirtualService {ns}/podinfo").as_str())
+            },
+        )
+        .await;
+    }
+
     /// Sets the VirtualService's default route to `primary`/`canary` by hand, as a user's
     /// `kubectl edit` would.
     pub async fn edit_weights(&self, primary: i64, canary: i64) {
