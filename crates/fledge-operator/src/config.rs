@@ -1,6 +1,8 @@
-//! The operator's configuration: Flagger's command-line flags (single dash, as Flagger's Helm
-//! chart passes them, or double dash), each also settable by an environment variable
-//! `FLEDGE_<FLAG>` (`FLEDGE_MESH_PROVIDER=linkerd`).
+//! The operator's configuration: every command-line flag of Flagger's `cmd/flagger/main.go`
+//! (single dash, as Flagger's Helm chart passes them, or double dash), each also settable by an
+//! environment variable `FLEDGE_<FLAG>` (`FLEDGE_MESH_PROVIDER=linkerd`); and Flagger's own
+//! environment variables (`SLACK_URL`, `MSTEAMS_URL`, `EVENT_WEBHOOK_URL`, ...), which win
+//! over the flag as in Flagger (see [`OperatorConfig::apply_flagger_environment`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -45,7 +47,7 @@ impl LogLevel {
 #[serde(rename_all = "kebab-case")]
 #[command(
     name = "fledge-operator",
-    version,
+    disable_version_flag = true,
     about = "Progressive delivery for Kubernetes: runs Flagger Canaries.",
     long_about = "Progressive delivery for Kubernetes: runs Flagger Canaries. Flags take one dash or two \
                   (-mesh-provider=istio or --mesh-provider istio); every flag can also be set through \
@@ -100,6 +102,16 @@ pub struct OperatorConfig {
     #[serde(serialize_with = "redacted")]
     pub slack_url: Option<String>,
 
+    /// Slack bot token, sent as a bearer token (with a `chat.postMessage` URL).
+    #[arg(long, env = "FLEDGE_SLACK_TOKEN")]
+    #[serde(serialize_with = "redacted")]
+    pub slack_token: Option<String>,
+
+    /// Proxy the Slack alerts go through.
+    #[arg(long, env = "FLEDGE_SLACK_PROXY_URL")]
+    #[serde(serialize_with = "redacted")]
+    pub slack_proxy_url: Option<String>,
+
     /// Slack channel for alerts.
     #[arg(long, env = "FLEDGE_SLACK_CHANNEL")]
     pub slack_channel: Option<String>,
@@ -112,6 +124,35 @@ pub struct OperatorConfig {
     #[arg(long, env = "FLEDGE_MSTEAMS_URL")]
     #[serde(serialize_with = "redacted")]
     pub msteams_url: Option<String>,
+
+    /// Proxy the Microsoft Teams alerts go through.
+    #[arg(long, env = "FLEDGE_MSTEAMS_PROXY_URL")]
+    #[serde(serialize_with = "redacted")]
+    pub msteams_proxy_url: Option<String>,
+
+    /// Cluster name shown first in every alert (a `Cluster` field), as Flagger does.
+    #[arg(long, env = "FLEDGE_CLUSTER_NAME", default_value = "")]
+    pub cluster_name: String,
+
+    /// Refuse Canaries that reference a MetricTemplate or an AlertProvider (or a Gloo
+    /// upstream) in another namespace.
+    #[arg(long, env = "FLEDGE_NO_CROSS_NAMESPACE_REFS", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub no_cross_namespace_refs: bool,
+
+    /// Ingress class of the HTTPProxy objects (Contour) and Ingresses (NGINX) Flagger's
+    /// routers write; kept for Fledge's NGINX and Contour routers, which do not exist yet.
+    #[arg(long, env = "FLEDGE_INGRESS_CLASS", default_value = "")]
+    pub ingress_class: String,
+
+    /// Annotation prefix of NGINX ingresses; kept for Fledge's NGINX router, which does not
+    /// exist yet.
+    #[arg(
+        long,
+        env = "FLEDGE_INGRESS_ANNOTATIONS_PREFIX",
+        default_value = "nginx.ingress.kubernetes.io"
+    )]
+    pub ingress_annotations_prefix: String,
 
     /// Log level: debug, info, warning or error.
     #[arg(
@@ -126,6 +167,16 @@ pub struct OperatorConfig {
     /// Path to a kubeconfig; in-cluster configuration (or `KUBECONFIG`) when unset.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+
+    /// The address of the API server; overrides the one of the kubeconfig (or of the
+    /// in-cluster configuration).
+    #[arg(long, env = "FLEDGE_MASTER")]
+    pub master: Option<String>,
+
+    /// Path to a kubeconfig of the service-mesh control-plane cluster. Accepted, not used:
+    /// Fledge writes routing objects to the cluster of `-kubeconfig` (logged at start).
+    #[arg(long, env = "FLEDGE_KUBECONFIG_SERVICE_MESH")]
+    pub kubeconfig_service_mesh: Option<PathBuf>,
 
     /// Sustained requests per second to the API server.
     #[arg(long, env = "FLEDGE_KUBECONFIG_QPS", default_value_t = 100)]
@@ -176,6 +227,12 @@ pub struct OperatorConfig {
     )]
     pub leader_election_retry_period: GoDuration,
 
+    /// Namespace of Flagger's leader-election Lease (`flagger-leader-election`): Fledge does
+    /// not act while a Flagger holds it. Defaults to where Flagger run with the same flags puts
+    /// it: `-namespace` when one is watched, else `-leader-election-namespace`.
+    #[arg(long, env = "FLEDGE_FLAGGER_LEASE_NAMESPACE")]
+    pub flagger_lease_namespace: Option<String>,
+
     /// Port of /metrics, /healthz and /readyz.
     #[arg(long, env = "FLEDGE_PORT", default_value_t = 8080)]
     pub port: u16,
@@ -185,6 +242,12 @@ pub struct OperatorConfig {
     #[serde(skip)]
     pub print_config: bool,
 
+    /// Print the version and exit (Flagger's `-version`).
+    #[arg(long, short = 'V', action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          default_value_t = false)]
+    #[serde(skip)]
+    pub version: bool,
+
     /// Flags of Flagger that Fledge accepts so that Flagger's manifests run unchanged, but
     /// that have no effect.
     #[command(flatten)]
@@ -192,6 +255,7 @@ pub struct OperatorConfig {
 }
 
 /// Flagger flags without an effect in Fledge; accepted, and reported at start-up when set.
+/// Besides Flagger's own, the flags klog registers in Flagger's `main` (`klog.InitFlags`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct IgnoredFlaggerFlags {
@@ -207,9 +271,49 @@ pub struct IgnoredFlaggerFlags {
     /// Flagger's global logger switch.
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     pub zap_replace_globals: Option<String>,
-    /// Flagger's cluster name in alerts.
-    #[arg(long, hide = true)]
-    pub cluster_name: Option<String>,
+    /// klog's verbosity (Fledge logs by `-log-level`).
+    #[arg(long = "v", hide = true)]
+    pub klog_v: Option<String>,
+    /// klog's per-file verbosity.
+    #[arg(long = "vmodule", hide = true)]
+    pub klog_vmodule: Option<String>,
+    /// klog's log directory (Fledge writes to standard output).
+    #[arg(long = "log_dir", hide = true)]
+    pub klog_log_dir: Option<String>,
+    /// klog's log file.
+    #[arg(long = "log_file", hide = true)]
+    pub klog_log_file: Option<String>,
+    /// klog's log file size limit.
+    #[arg(long = "log_file_max_size", hide = true)]
+    pub klog_log_file_max_size: Option<String>,
+    /// klog's switch to log to standard error.
+    #[arg(long = "logtostderr", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub klog_logtostderr: Option<String>,
+    /// klog's switch to log to standard error besides files.
+    #[arg(long = "alsologtostderr", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub klog_alsologtostderr: Option<String>,
+    /// klog's level written to standard error.
+    #[arg(long = "stderrthreshold", hide = true)]
+    pub klog_stderrthreshold: Option<String>,
+    /// klog's header switch.
+    #[arg(long = "skip_headers", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub klog_skip_headers: Option<String>,
+    /// klog's header switch for log files.
+    #[arg(long = "skip_log_headers", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub klog_skip_log_headers: Option<String>,
+    /// klog's source-directory switch.
+    #[arg(long = "add_dir_header", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub klog_add_dir_header: Option<String>,
+    /// klog's one-file-per-level switch.
+    #[arg(long = "one_output", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub klog_one_output: Option<String>,
+    /// klog's stack-trace location.
+    #[arg(long = "log_backtrace_at", hide = true)]
+    pub klog_log_backtrace_at: Option<String>,
+    /// klog's standard-error threshold compatibility switch.
+    #[arg(long = "legacy_stderr_threshold_behavior", hide = true, num_args = 0..=1,
+          default_missing_value = "true")]
+    pub klog_legacy_stderr_threshold_behavior: Option<String>,
 }
 
 impl IgnoredFlaggerFlags {
@@ -220,7 +324,23 @@ impl IgnoredFlaggerFlags {
             ("control-loop-interval", &self.control_loop_interval),
             ("zap-encoding", &self.zap_encoding),
             ("zap-replace-globals", &self.zap_replace_globals),
-            ("cluster-name", &self.cluster_name),
+            ("v", &self.klog_v),
+            ("vmodule", &self.klog_vmodule),
+            ("log_dir", &self.klog_log_dir),
+            ("log_file", &self.klog_log_file),
+            ("log_file_max_size", &self.klog_log_file_max_size),
+            ("logtostderr", &self.klog_logtostderr),
+            ("alsologtostderr", &self.klog_alsologtostderr),
+            ("stderrthreshold", &self.klog_stderrthreshold),
+            ("skip_headers", &self.klog_skip_headers),
+            ("skip_log_headers", &self.klog_skip_log_headers),
+            ("add_dir_header", &self.klog_add_dir_header),
+            ("one_output", &self.klog_one_output),
+            ("log_backtrace_at", &self.klog_log_backtrace_at),
+            (
+                "legacy_stderr_threshold_behavior",
+                &self.klog_legacy_stderr_threshold_behavior,
+            ),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.as_ref().map(|v| format!("-{name}={v}")))
@@ -238,7 +358,73 @@ impl OperatorConfig {
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
     {
-        Self::try_parse_from(normalize_flags(args.into_iter().map(Into::into)))
+        let mut config = Self::try_parse_from(normalize_flags(args.into_iter().map(Into::into)))?;
+        config.apply_flagger_environment(|name| std::env::var(name).ok());
+        Ok(config)
+    }
+
+    /// Applies Flagger's environment variables, read by `variable`: as Flagger's `fromEnv`,
+    /// each one set and not empty replaces its flag's value (and so its `FLEDGE_*` variable).
+    /// Flagger reads no others (not `SLACK_USER` nor `SLACK_CHANNEL`), so neither does Fledge.
+    pub fn apply_flagger_environment(&mut self, variable: impl Fn(&str) -> Option<String>) {
+        let overridden = [
+            ("SLACK_URL", &mut self.slack_url),
+            ("SLACK_TOKEN", &mut self.slack_token),
+            ("SLACK_PROXY_URL", &mut self.slack_proxy_url),
+            ("MSTEAMS_URL", &mut self.msteams_url),
+            ("MSTEAMS_PROXY_URL", &mut self.msteams_proxy_url),
+            ("EVENT_WEBHOOK_URL", &mut self.event_webhook),
+        ];
+        for (name, flag) in overridden {
+            if let Some(value) = variable(name).filter(|v| !v.is_empty()) {
+                *flag = Some(value);
+            }
+        }
+    }
+
+    /// Flags that are accepted and set but change nothing in Fledge today, each with why: to
+    /// be logged once at start.
+    pub fn without_effect(&self) -> Vec<(String, &'static str)> {
+        let mut flags: Vec<(String, &'static str)> = self
+            .ignored
+            .set()
+            .into_iter()
+            .map(|flag| (flag, "Flagger flag accepted but without effect in Fledge"))
+            .collect();
+        if !self.ingress_class.is_empty() {
+            flags.push((
+                format!("-ingress-class={}", self.ingress_class),
+                "kept for the NGINX and Contour routers, which Fledge does not have yet",
+            ));
+        }
+        if self.ingress_annotations_prefix != "nginx.ingress.kubernetes.io" {
+            flags.push((
+                format!(
+                    "-ingress-annotations-prefix={}",
+                    self.ingress_annotations_prefix
+                ),
+                "kept for the NGINX router, which Fledge does not have yet",
+            ));
+        }
+        if let Some(path) = &self.kubeconfig_service_mesh {
+            flags.push((
+                format!("-kubeconfig-service-mesh={}", path.display()),
+                "ignored: Fledge writes routing objects to the cluster of -kubeconfig",
+            ));
+        }
+        flags
+    }
+
+    /// Namespace of Flagger's leader-election Lease: `-flagger-lease-namespace`, else where
+    /// Flagger given the same flags keeps it (`-namespace`, else `-leader-election-namespace`).
+    pub fn flagger_lease_namespace(&self) -> String {
+        self.flagger_lease_namespace
+            .as_deref()
+            .map(str::trim)
+            .filter(|ns| !ns.is_empty())
+            .or(self.watched_namespace())
+            .unwrap_or(self.leader_election_namespace.trim())
+            .to_owned()
     }
 
     /// Checks what clap cannot: the provider is one Fledge routes, the selector labels and
@@ -383,20 +569,30 @@ fn non_blank(values: &[String]) -> Vec<String> {
 }
 
 /// Turns Flagger's Go-style single-dash long flags (`-mesh-provider=istio`,
-/// `-log-level info`) into clap's double-dash form. Only arguments naming one of the
-/// operator's long flags are touched, so values that happen to start with a dash pass
-/// unchanged, and nothing after a bare `--` is rewritten.
+/// `-log-level info`) into clap's double-dash form. Arguments naming one of the operator's
+/// long flags are rewritten; so is any other `-word` that is not the value of the flag before
+/// it, so that clap names an unknown flag whole and suggests the closest one
+/// (`-slack-chanel` → did you mean `--slack-channel`). Single letters (`-h`, `-V`), values of
+/// flags (`-include-label-prefix -x`) and everything after a bare `--` pass unchanged.
 pub fn normalize_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let command = OperatorConfig::command();
-    let long_flags: Vec<&str> = command
+    let long_flags: Vec<(&str, bool)> = command
         .get_arguments()
-        .filter_map(clap::Arg::get_long)
+        .filter_map(|arg| {
+            let takes_value = arg.get_action().takes_values()
+                && arg
+                    .get_num_args()
+                    .is_none_or(|range| range.min_values() > 0);
+            arg.get_long().map(|long| (long, takes_value))
+        })
         .collect();
     let mut after_separator = false;
+    let mut value_expected = false;
     args.into_iter()
         .enumerate()
         .map(|(index, arg)| {
-            if index == 0 || after_separator {
+            let is_value = std::mem::take(&mut value_expected);
+            if index == 0 || after_separator || is_value {
                 return arg;
             }
             let Some(text) = arg.to_str() else { return arg };
@@ -407,8 +603,19 @@ pub fn normalize_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString
             let Some(rest) = text.strip_prefix('-').filter(|r| !r.starts_with('-')) else {
                 return arg;
             };
-            let name = rest.split_once('=').map_or(rest, |(name, _)| name);
-            if long_flags.contains(&name) {
+            let (name, inline_value) = rest
+                .split_once('=')
+                .map_or((rest, None), |(name, value)| (name, Some(value)));
+            if let Some((_, takes_value)) = long_flags.iter().find(|(long, _)| *long == name) {
+                value_expected = *takes_value && inline_value.is_none();
+                return OsString::from(format!("-{text}"));
+            }
+            let looks_like_flag = name.len() > 1
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if looks_like_flag {
                 OsString::from(format!("-{text}"))
             } else {
                 arg

@@ -150,6 +150,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// A Flagger took its leader Lease again while Fledge was acting; Fledge exits so that
+    /// the two never drive the same canaries (restarted, it waits for Flagger to stop).
+    #[error("Flagger is running again: {reason}")]
+    FlaggerActive {
+        /// The Lease and its holder.
+        reason: String,
+    },
+
     /// A command-line flag or environment variable has an unusable value.
     #[error("{flag}: {reason}")]
     Config {

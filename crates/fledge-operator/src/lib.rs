@@ -41,6 +41,7 @@
 pub mod cluster;
 pub mod config;
 pub mod controller;
+pub mod cutover;
 mod error;
 pub mod leader;
 pub mod logging;

@@ -2,6 +2,7 @@
 //!
 //! Reads Flagger's flags (or `FLEDGE_*` environment variables), logs JSON lines, serves
 //! `/metrics`, `/healthz` and `/readyz` on `-port`, connects to the API server, waits to be
+//! told Flagger stopped (its leader Lease free or stale, see `cutover`), waits to be
 //! elected leader when `-enable-leader-election` is set, and runs the canary controller until
 //! SIGTERM or Ctrl-C (releasing the Lease then) or until leadership is lost (exiting 1).
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fledge_operator::config::OperatorConfig;
+use fledge_operator::cutover::{CutoverGuard, DEFAULT_POLL};
 use fledge_operator::leader::{LeaderElector, identity};
 use fledge_operator::telemetry::{Readiness, Telemetry, server};
 use fledge_operator::workload::autoscaler::AutoscalingVersion;
@@ -26,6 +28,11 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => error.exit(),
     };
+    if config.version {
+        // Flagger prints "Flagger version <v> revision <r>" and exits 0.
+        println!("fledge-operator version {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     if config.print_config {
         return match serde_json::to_string_pretty(&config) {
             Ok(json) => {
@@ -66,8 +73,8 @@ async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
         namespace = config.watched_namespace().unwrap_or("*"),
         "Starting fledge-operator"
     );
-    for flag in config.ignored.set() {
-        tracing::warn!(%flag, "Flagger flag accepted but without effect in Fledge");
+    for (flag, why) in config.without_effect() {
+        tracing::warn!(%flag, "{why}");
     }
     let telemetry = Arc::new(Telemetry::new(
         env!("CARGO_PKG_VERSION"),
@@ -115,6 +122,24 @@ async fn connect_and_run(
         shutdown_signal().await;
         let _ = stop.send(true);
     });
+    // Never act while a Flagger does: wait for its Lease to go (before electing a leader, so
+    // that a waiting leader does not let its own Lease run out).
+    let mut guard = CutoverGuard::new(
+        client.clone(),
+        &config.flagger_lease_namespace(),
+        DEFAULT_POLL,
+    );
+    {
+        let mut stopping = stopping.clone();
+        tokio::select! {
+            () = guard.wait_until_flagger_stopped(&telemetry) => {}
+            _ = stopping.wait_for(|stop| *stop) => {
+                tracing::info!("Shutting down");
+                return Ok(());
+            }
+        }
+        telemetry.set_readiness(Readiness::Starting);
+    }
     let mut election_stopping = stopping.clone();
     let graceful = {
         let mut stopping = stopping.clone();
@@ -158,6 +183,7 @@ async fn connect_and_run(
         tokio::select! {
             result = controller => result?,
             () = deadline => warn_still_running(),
+            reason = guard.flagger_returned() => return Err(flagger_returned(reason)),
         }
         tracing::info!("Shutting down");
         return Ok(());
@@ -167,6 +193,11 @@ async fn connect_and_run(
         () = deadline => {
             warn_still_running();
             Ok(())
+        }
+        reason = guard.flagger_returned() => {
+            // Release: a standby may take over once Flagger is gone again.
+            let _ = elector.release().await;
+            return Err(flagger_returned(reason));
         }
         lost = elector.keep_leading() => {
             // Another replica may act from now on: stop at once, without finishing ticks.
@@ -182,6 +213,12 @@ async fn connect_and_run(
     finished?;
     tracing::info!("Shutting down");
     Ok(())
+}
+
+/// Stops at once, without finishing ticks: Flagger acts on the same canaries.
+fn flagger_returned(reason: String) -> fledge_operator::Error {
+    tracing::error!(reason = %reason, "Flagger is running again; stopping");
+    fledge_operator::Error::FlaggerActive { reason }
 }
 
 fn warn_still_running() {

@@ -24,10 +24,12 @@ pub fn alerter(config: &OperatorConfig, caches: &Caches, client: &kube::Client) 
     let factory = NotifierFactory::default();
     let global = GlobalNotifierConfig {
         slack_url: config.slack_url.clone().map(Into::into),
+        slack_token: config.slack_token.clone().map(Into::into),
+        slack_proxy_url: config.slack_proxy_url.clone().map(Into::into),
         slack_user: Some(config.slack_user.clone()),
         slack_channel: config.slack_channel.clone(),
         msteams_url: config.msteams_url.clone().map(Into::into),
-        ..GlobalNotifierConfig::default()
+        msteams_proxy_url: config.msteams_proxy_url.clone().map(Into::into),
     }
     .build(factory.timeout())
     .map_err(|e| Error::Config {
@@ -48,16 +50,19 @@ pub fn alerter(config: &OperatorConfig, caches: &Caches, client: &kube::Client) 
 }
 
 /// Sends each of the plan's alerts about `canary`; problems (a missing provider, a bad
-/// address) are logged with the canary, never fatal to the tick.
+/// address) are logged with the canary, never fatal to the tick. `cluster_name`
+/// (`-cluster-name`) comes first in each alert's fields when set, as in Flagger.
 pub async fn send(
     alerter: &Alerter,
     canary: &Canary,
     default_provider: &str,
+    cluster_name: &str,
     alerts: &[fledge_engine::Alert],
 ) {
     for alert in alerts {
         let mut notification =
-            Notification::for_canary(canary, alert.message.clone(), alert.severity);
+            Notification::for_canary(canary, alert.message.clone(), alert.severity)
+                .with_cluster(cluster_name);
         if alert.with_metadata {
             notification = notification.with_canary_metadata(canary, Some(default_provider));
         }

@@ -70,6 +70,51 @@ pub fn problems(canary: &Canary, default_provider: &str) -> Vec<Problem> {
     problems
 }
 
+/// What `-no-cross-namespace-refs` refuses in `canary`, in Flagger's words: a Gloo upstream,
+/// a MetricTemplate or an AlertProvider referenced in another namespace (an empty namespace
+/// is the canary's own).
+pub fn cross_namespace_refs(canary: &Canary) -> Vec<Problem> {
+    let own = canary.metadata.namespace.as_deref().unwrap_or_default();
+    let elsewhere = |reference: &fledge_api::canary::CrossNamespaceObjectReference| {
+        reference
+            .namespace
+            .as_deref()
+            .filter(|ns| !ns.is_empty() && *ns != own)
+            .map(|ns| format!("{}.{ns}", reference.name))
+    };
+    let mut problems = Vec::new();
+    if let Some(upstream) = canary.spec.upstream_ref.as_ref().and_then(elsewhere) {
+        problems.push(Problem::new(
+            "spec.upstreamRef.namespace",
+            format!(
+                "can't access gloo upstream {upstream}, cross-namespace references are blocked"
+            ),
+        ));
+    }
+    let Some(analysis) = &canary.spec.analysis else {
+        return problems;
+    };
+    for (index, metric) in analysis.metrics.iter().enumerate() {
+        if let Some(template) = metric.template_ref.as_ref().and_then(elsewhere) {
+            problems.push(Problem::new(
+                format!("spec.analysis.metrics[{index}].templateRef.namespace"),
+                format!("can't access metric template {template}, cross-namespace references are blocked"),
+            ));
+        }
+    }
+    for (index, alert) in analysis.alerts.iter().enumerate() {
+        if let Some(provider) = elsewhere(&alert.provider_ref) {
+            problems.push(Problem::new(
+                format!("spec.analysis.alerts[{index}].providerRef.namespace"),
+                format!(
+                    "can't access alert provider {provider}, cross-namespace references are blocked"
+                ),
+            ));
+        }
+    }
+    problems
+}
+
 /// Reports an invalid `canary` and, when a rollout is under way, moves its traffic back to
 /// the primary. The next tick comes with the next change of the Canary (or of its target).
 pub async fn refuse(ctx: &Context, canary: &Canary, problems: &[Problem]) -> Result<Requeue> {

@@ -71,6 +71,10 @@ pub struct Context {
     pub alerter: fledge_notify::Alerter,
     /// Flagger's metrics and the readiness of `/readyz`.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// `-cluster-name`: the `Cluster` field of every alert (none when empty).
+    pub cluster_name: String,
+    /// `-no-cross-namespace-refs`: refuse references to other namespaces.
+    pub no_cross_namespace_refs: bool,
 }
 
 impl Context {
@@ -281,6 +285,8 @@ async fn context(
         prometheus: metric_checks::PrometheusPool::default(),
         lazy,
         telemetry,
+        cluster_name: config.cluster_name.trim().to_owned(),
+        no_cross_namespace_refs: config.no_cross_namespace_refs,
     })
 }
 

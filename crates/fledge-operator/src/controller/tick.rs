@@ -120,7 +120,11 @@ async fn settle_finalizer_and_validity(
         ctx.pacing.forget(key);
         return Ok(Some(Requeue::await_change()));
     }
-    let problems = invalid::problems(canary, &ctx.default_provider);
+    let mut problems = invalid::problems(canary, &ctx.default_provider);
+    if ctx.no_cross_namespace_refs {
+        // Flagger refuses such a canary as an invalid spec, before anything else.
+        problems.extend(invalid::cross_namespace_refs(canary));
+    }
     if !problems.is_empty() {
         // Nothing new starts until the Canary is fixed (the fix is a watch event); a rollout
         // under way goes back to the primary, and deletion still reverts.
@@ -221,7 +225,14 @@ async fn run_engine(
     ctx.telemetry
         .observe_tick(canary, &status, &plan.status, started.elapsed());
     record_events(ctx, canary, &rollout, &events).await;
-    alerts::send(&ctx.alerter, canary, &ctx.default_provider, &plan.alerts).await;
+    alerts::send(
+        &ctx.alerter,
+        canary,
+        &ctx.default_provider,
+        &ctx.cluster_name,
+        &plan.alerts,
+    )
+    .await;
     after_plan(canary, ctx, deleting, key, &plan).await
 }
 

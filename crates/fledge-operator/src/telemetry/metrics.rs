@@ -80,12 +80,14 @@ pub enum Readiness {
     Standby,
     /// The controller runs on synced watch caches: 200.
     Synced,
+    /// A Flagger holds its leader Lease: Fledge does not act, 503 with the reason.
+    WaitingForFlagger,
 }
 
 impl Readiness {
     /// Whether `/readyz` answers 200.
     pub fn is_ready(self) -> bool {
-        self != Self::Starting
+        !matches!(self, Self::Starting | Self::WaitingForFlagger)
     }
 
     fn as_str(self) -> &'static str {
@@ -93,6 +95,7 @@ impl Readiness {
             Self::Starting => "starting",
             Self::Standby => "standby",
             Self::Synced => "synced",
+            Self::WaitingForFlagger => "waiting for Flagger to stop",
         }
     }
 }
@@ -110,6 +113,8 @@ pub struct Telemetry {
     failures: Family<OutcomeLabels, Counter>,
     kube_requests: Family<RequestLabels, Counter>,
     readiness: Mutex<Readiness>,
+    /// Why `/readyz` says what it says, when there is more to say than the state.
+    readiness_reason: Mutex<String>,
     canaries: OnceLock<Store<Canary>>,
 }
 
@@ -136,6 +141,7 @@ impl Telemetry {
             failures: Family::default(),
             kube_requests: Family::default(),
             readiness: Mutex::new(Readiness::Starting),
+            readiness_reason: Mutex::new(String::new()),
             canaries: OnceLock::new(),
         };
         let mut registry = Registry::default();
@@ -220,14 +226,26 @@ impl Telemetry {
 
     /// Sets what `/readyz` answers.
     pub fn set_readiness(&self, readiness: Readiness) {
+        self.set_readiness_because(readiness, String::new());
+    }
+
+    /// Sets what `/readyz` answers, and why (said after the state in its body).
+    pub fn set_readiness_because(&self, readiness: Readiness, reason: String) {
         if let Ok(mut current) = self.readiness.lock() {
             *current = readiness;
         }
+        if let Ok(mut current) = self.readiness_reason.lock() {
+            *current = reason;
+        }
     }
 
-    /// What `/readyz` says in its body.
-    pub fn readiness_text(&self) -> &'static str {
-        self.readiness().as_str()
+    /// What `/readyz` says in its body: the state, and the reason when there is one.
+    pub fn readiness_text(&self) -> String {
+        let state = self.readiness().as_str();
+        match self.readiness_reason.lock() {
+            Ok(reason) if !reason.is_empty() => format!("{state}: {reason}"),
+            _ => state.to_owned(),
+        }
     }
 
     /// Counts canaries per namespace from the controller's Canary cache at each scrape
