@@ -45,6 +45,10 @@ impl LogLevel {
 /// The configuration of one operator process.
 #[derive(Clone, Debug, PartialEq, Parser, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each bool is one of Flagger's boolean flags"
+)]
 #[command(
     name = "fledge-operator",
     disable_version_flag = true,

@@ -96,26 +96,7 @@ async fn connect_and_run(
     config: &OperatorConfig,
     telemetry: Arc<Telemetry>,
 ) -> fledge_operator::Result<()> {
-    let client = cluster::connect(config, &telemetry).await?;
-    let server =
-        client
-            .apiserver_version()
-            .await
-            .map_err(|e| fledge_operator::Error::ClientConfig {
-                reason: format!("the API server does not answer: {e}"),
-            })?;
-    tracing::info!(server_version = %server.git_version, "Connected to Kubernetes API {}", server.git_version);
-    let autoscaling = AutoscalingVersion::detect(&client).await?;
-    tracing::info!(
-        autoscaling = autoscaling.api_version(),
-        "Using {} for primary autoscalers",
-        autoscaling.api_version()
-    );
-    if let Some(namespace) = config.watched_namespace() {
-        tracing::info!("Watching namespace {namespace}");
-    } else {
-        tracing::info!("Watching all namespaces");
-    }
+    let client = connect(config, &telemetry).await?;
     // Signal handlers are installed now, before anything else can take long.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -129,16 +110,9 @@ async fn connect_and_run(
         &config.flagger_lease_namespace(),
         DEFAULT_POLL,
     );
-    {
-        let mut stopping = stopping.clone();
-        tokio::select! {
-            () = guard.wait_until_flagger_stopped(&telemetry) => {}
-            _ = stopping.wait_for(|stop| *stop) => {
-                tracing::info!("Shutting down");
-                return Ok(());
-            }
-        }
-        telemetry.set_readiness(Readiness::Starting);
+    if !flagger_stopped(&mut guard, &telemetry, stopping.clone()).await {
+        tracing::info!("Shutting down");
+        return Ok(());
     }
     let mut election_stopping = stopping.clone();
     let graceful = {
@@ -213,6 +187,49 @@ async fn connect_and_run(
     finished?;
     tracing::info!("Shutting down");
     Ok(())
+}
+
+/// Connects to the API server and says what it found, as Flagger does at start.
+async fn connect(
+    config: &OperatorConfig,
+    telemetry: &Arc<Telemetry>,
+) -> fledge_operator::Result<kube::Client> {
+    let client = cluster::connect(config, telemetry).await?;
+    let server =
+        client
+            .apiserver_version()
+            .await
+            .map_err(|e| fledge_operator::Error::ClientConfig {
+                reason: format!("the API server does not answer: {e}"),
+            })?;
+    tracing::info!(server_version = %server.git_version, "Connected to Kubernetes API {}", server.git_version);
+    let autoscaling = AutoscalingVersion::detect(&client).await?;
+    tracing::info!(
+        autoscaling = autoscaling.api_version(),
+        "Using {} for primary autoscalers",
+        autoscaling.api_version()
+    );
+    if let Some(namespace) = config.watched_namespace() {
+        tracing::info!("Watching namespace {namespace}");
+    } else {
+        tracing::info!("Watching all namespaces");
+    }
+    Ok(client)
+}
+
+/// Waits until no Flagger holds its Lease (true), or until the operator is stopped (false).
+async fn flagger_stopped(
+    guard: &mut CutoverGuard,
+    telemetry: &Telemetry,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        () = guard.wait_until_flagger_stopped(telemetry) => {
+            telemetry.set_readiness(Readiness::Starting);
+            true
+        }
+        _ = stopping.wait_for(|stop| *stop) => false,
+    }
 }
 
 /// Stops at once, without finishing ticks: Flagger acts on the same canaries.

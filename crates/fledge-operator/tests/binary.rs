@@ -68,6 +68,39 @@ fn flags_take_flaggers_single_dash_and_the_environment_fills_the_rest() {
 }
 
 #[test]
+fn version_prints_and_exits_zero_as_flaggers() {
+    for flag in ["-version", "--version", "-version=true"] {
+        let output = operator().arg(flag).output().expect("the binary runs");
+        assert!(output.status.success(), "{flag}: {}", output.status);
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            format!("fledge-operator version {}", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+}
+
+#[test]
+fn flaggers_environment_variables_are_read_and_unknown_flags_exit_2() {
+    let config = printed_config(
+        operator()
+            .arg("-event-webhook=http://from-flag/")
+            .env("EVENT_WEBHOOK_URL", "http://from-env/")
+            .env("SLACK_TOKEN", "xoxb-secret"),
+    );
+    assert_eq!(config["event-webhook"], "http://from-env/");
+    assert_eq!(config["slack-token"], "(set)");
+
+    let output = operator()
+        .arg("-slack-chanel=deploys")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--slack-channel"), "a suggestion: {stderr}");
+}
+
+#[test]
 fn an_invalid_configuration_is_one_json_line_naming_the_flag() {
     let output = operator()
         .arg("-mesh-provider=nginx")

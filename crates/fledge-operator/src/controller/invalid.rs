@@ -347,6 +347,31 @@ mod tests {
     }
 
     #[test]
+    fn references_to_other_namespaces_are_named_in_flaggers_words() {
+        let canary: Canary = fledge_api::yaml::from_str(
+            "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: { name: podinfo, namespace: test }\n\
+             spec:\n  targetRef: { apiVersion: apps/v1, kind: Deployment, name: podinfo }\n  \
+             service: { port: 9898 }\n  analysis:\n    interval: 30s\n    threshold: 5\n    iterations: 2\n    \
+             metrics:\n    - { name: a, templateRef: { name: here } }\n    \
+             - { name: b, templateRef: { name: same, namespace: test } }\n    \
+             - { name: c, templateRef: { name: errors, namespace: monitoring } }\n    \
+             alerts:\n    - { name: on-call, providerRef: { name: slack, namespace: flagger-system } }\n",
+        )
+        .expect("a Canary");
+        let found: Vec<String> = cross_namespace_refs(&canary)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "spec.analysis.metrics[2].templateRef.namespace: can't access metric template errors.monitoring, cross-namespace references are blocked",
+                "spec.analysis.alerts[0].providerRef.namespace: can't access alert provider slack.flagger-system, cross-namespace references are blocked",
+            ]
+        );
+    }
+
+    #[test]
     fn a_workload_serves_only_with_every_desired_pod_ready_and_at_least_one() {
         assert!(serves(&WorkloadState::ready(2)));
         assert!(
