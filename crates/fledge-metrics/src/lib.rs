@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bounded_http;
 mod builtin;
 mod error;
 mod factory;
@@ -43,7 +44,7 @@ pub mod testing;
 pub use builtin::{BuiltinMetric, BuiltinQuery, RoutingProvider, metrics_provider_name};
 pub use error::{Error, Result};
 pub use factory::provider_for;
-pub use prometheus::{ONLINE_QUERY, PrometheusProvider};
+pub use prometheus::{MAX_RESPONSE_BYTES, ONLINE_QUERY, PrometheusProvider};
 pub use provider::{MetricProvider, QueryOutcome};
 pub use settings::{Credentials, DEFAULT_TIMEOUT, ProviderSettings};
 pub use template::{DEFAULT_METRIC_INTERVAL, MetricTemplateModel, render_query};
