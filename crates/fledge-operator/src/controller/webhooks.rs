@@ -214,7 +214,7 @@ async fn refusal(hook: &CanaryWebhook, mut response: reqwest::Response) -> Webho
 /// Calls the hooks a tick needs (gates, pre-rollout, rollout, rollback checks), one after
 /// the other within `budget`: a hook still running when it runs out, and the hooks after
 /// it, fail with the budget's message instead of holding up the tick.
-pub(crate) async fn run_webhook_checks(
+pub async fn run_webhook_checks(
     caller: &WebhookCaller,
     canary: &Canary,
     needs: &ObservationRequest,
