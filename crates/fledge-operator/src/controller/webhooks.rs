@@ -278,4 +278,33 @@ mod tests {
                 .is_none()
         );
     }
+
+    #[test]
+    fn timeout_and_retries_are_capped_whatever_the_spec_says() {
+        let hook = |timeout: Option<&str>, retries: Option<i32>| CanaryWebhook {
+            type_: None,
+            name: "check".to_owned(),
+            url: "http://gate/".to_owned(),
+            mute_alert: false,
+            timeout: timeout.map(|t| {
+                fledge_api::yaml::from_str(&format!("{t:?}")).unwrap_or_else(|e| panic!("{e}"))
+            }),
+            metadata: BTreeMap::new(),
+            retries,
+            disable_tls: false,
+        };
+        assert_eq!(hook_timeout(&hook(None, None)), DEFAULT_TIMEOUT);
+        assert_eq!(
+            hook_timeout(&hook(Some("30s"), None)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(hook_timeout(&hook(Some("1000h"), None)), MAX_TIMEOUT);
+        assert_eq!(
+            hook_timeout(&hook(Some("0s"), None)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(hook_retries(&hook(None, Some(3))), 3);
+        assert_eq!(hook_retries(&hook(None, Some(1_000_000))), MAX_RETRIES);
+        assert_eq!(hook_retries(&hook(None, Some(-5))), 0);
+    }
 }
