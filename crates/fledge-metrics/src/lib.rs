@@ -5,7 +5,9 @@
 //! - defines the port, [`MetricProvider`]: run a rendered query, answer with one value,
 //!   *no values* ([`QueryOutcome::NoValues`]) or an [`Error`], kept apart;
 //! - implements it for Prometheus ([`PrometheusProvider`]): `/api/v1/query`, basic and
-//!   bearer auth, custom headers, `insecureSkipVerify`, timeouts;
+//!   bearer auth, custom headers, `insecureSkipVerify`, timeouts, answers read up to
+//!   [`MAX_RESPONSE_BYTES`] and redirects kept on the address' origin ([`bounded_http`],
+//!   which the operator's webhooks use too);
 //! - renders MetricTemplate queries exactly as Flagger does ([`render_query`] over a
 //!   [`MetricTemplateModel`]);
 //! - ships the builtin `request-success-rate` and `request-duration` queries for every

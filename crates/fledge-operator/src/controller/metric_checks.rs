@@ -203,14 +203,19 @@ impl PrometheusPool {
     /// # Errors
     /// The provider's error when `server` is not a usable URL.
     pub fn get(&self, server: &str) -> fledge_metrics::Result<Arc<PrometheusProvider>> {
+        if let Some(client) = self.lookup(server) {
+            return Ok(client);
+        }
+        // Built outside the lock: loading TLS roots takes milliseconds, and other canaries'
+        // ticks must not wait for it.
+        let client = Arc::new(PrometheusProvider::new(ProviderSettings::new(server))?);
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         clients.uses += 1;
         let now = clients.uses;
-        if let Some((client, last_used)) = clients.by_server.get_mut(server) {
+        if let Some((raced, last_used)) = clients.by_server.get_mut(server) {
             *last_used = now;
-            return Ok(Arc::clone(client));
+            return Ok(Arc::clone(raced));
         }
-        let client = Arc::new(PrometheusProvider::new(ProviderSettings::new(server))?);
         if clients.by_server.len() >= MAX_POOLED_CLIENTS {
             let least_recent = clients
                 .by_server
@@ -225,6 +230,16 @@ impl PrometheusPool {
             .by_server
             .insert(server.to_owned(), (Arc::clone(&client), now));
         Ok(client)
+    }
+
+    /// The pooled client of `server`, marked as used now.
+    fn lookup(&self, server: &str) -> Option<Arc<PrometheusProvider>> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        clients.uses += 1;
+        let now = clients.uses;
+        let (client, last_used) = clients.by_server.get_mut(server)?;
+        *last_used = now;
+        Some(Arc::clone(client))
     }
 
     /// How many clients the pool holds.
