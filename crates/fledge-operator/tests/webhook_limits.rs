@@ -1,5 +1,6 @@
 //! Hooks that misbehave, called as a tick calls them: one that never answers, one that
-//! answers 5xx, one that answers 100 MB, one that redirects elsewhere or within itself.
+//! answers 5xx, one that answers 100 MB, one that redirects elsewhere or within itself, an
+//! event hook that hangs.
 //! Each call is bounded (timeout, retries, the tick's budget, the answer's size) and its
 //! outcome names the hook's URL only without its secrets.
 
@@ -318,4 +319,33 @@ async fn an_answer_echoing_the_url_is_scrubbed_of_its_secrets() {
         .await,
     );
     assert_eq!(text, "denied: post /hooks/<redacted>?<redacted> http/1.1");
+}
+
+#[tokio::test]
+async fn an_event_hook_that_hangs_holds_the_tick_for_30_seconds_at_most() {
+    let (port, _) = silent().await;
+    let canary = canary_with_hook(&format!(
+        "      url: http://127.0.0.1:{port}/events?key=s3cret\n      timeout: 5m\n      retries: 10\n"
+    ));
+    let hook = canary
+        .analysis()
+        .and_then(|analysis| analysis.webhooks.first())
+        .expect("the hook")
+        .clone();
+    let caller = WebhookCaller::new().expect("the webhook clients");
+    let started = Instant::now();
+    let text = failure(
+        caller
+            .send_event(&canary, &hook, "New revision detected!", "Normal")
+            .await,
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(30) && elapsed < Duration::from_secs(40),
+        "took {elapsed:?}"
+    );
+    assert_eq!(
+        text,
+        format!("event not delivered within 30s to http://127.0.0.1:{port}/events")
+    );
 }

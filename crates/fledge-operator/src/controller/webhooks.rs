@@ -32,6 +32,8 @@ pub const MAX_RETRIES: u32 = 10;
 const FIRST_RETRY_WAIT: Duration = Duration::from_secs(1);
 /// The longest pause between retries.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// The longest an event is sent to one event hook, retries included.
+pub const MAX_EVENT_CALL: Duration = Duration::from_secs(30);
 /// The most of a hook's answer that is read: its text only ends up in an event message.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// The most of a failing hook's answer quoted in its outcome (an Event's note holds 1 KB).
@@ -115,7 +117,19 @@ impl WebhookCaller {
             metadata.entry(key.clone()).or_insert_with(|| value.clone());
         }
         let phase = canary.status.as_ref().map(|s| s.phase).unwrap_or_default();
-        self.post(hook, &payload(canary, phase, &metadata)).await
+        let body = payload(canary, phase, &metadata);
+        let sent = self.post(hook, &body);
+        // Events are sent one by one at the end of a tick: a hanging receiver must not hold
+        // the tick for its timeout times its retries.
+        tokio::time::timeout(MAX_EVENT_CALL, sent)
+            .await
+            .unwrap_or_else(|_| {
+                WebhookOutcome::Failed(format!(
+                    "event not delivered within {}s to {}",
+                    MAX_EVENT_CALL.as_secs(),
+                    redact_url(&hook.url)
+                ))
+            })
     }
 
     async fn post(&self, hook: &CanaryWebhook, body: &Value) -> WebhookOutcome {
