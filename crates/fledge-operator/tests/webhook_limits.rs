@@ -217,6 +217,8 @@ async fn a_hook_answering_100_mb_is_read_up_to_64_kib_and_its_status_decides() {
     let (port, written) = hundred_megabytes("500 Internal Server Error").await;
     let started = Instant::now();
     let text = failure(call(&format!("      url: http://127.0.0.1:{port}/hook\n")).await);
+    let elapsed = started.elapsed();
+    eprintln!("a 500 with 100 MB answered in {elapsed:?}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "took {:?}",
@@ -231,6 +233,7 @@ async fn a_hook_answering_100_mb_is_read_up_to_64_kib_and_its_status_decides() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = written.load(Ordering::SeqCst);
+    eprintln!("the hook could write {sent} bytes of its 100 MB");
     assert!(sent < 32 * 1024 * 1024, "the hook could write {sent} bytes");
 
     let (port, written) = hundred_megabytes("200 OK").await;
