@@ -10,7 +10,8 @@
 //! - [`validation`]: every problem of a manifest at once, each with its JSON path and a fix;
 //! - [`legacy`]: reading and converting `flagger.app/v1alpha3` canaries;
 //! - [`crd`]: the CustomResourceDefinitions, generated from these types;
-//! - [`yaml`]: the one place YAML is read and written.
+//! - [`yaml`]: the one place YAML is read and written;
+//! - [`redaction`]: how a URL from a spec is shown without its secrets.
 //!
 //! The crate has no client and no async code: it is safe to embed anywhere.
 //!
@@ -35,6 +36,7 @@ pub mod defaults;
 pub mod duration;
 pub mod legacy;
 pub mod metric_template;
+pub mod redaction;
 mod schema;
 pub mod strategy;
 pub mod validation;

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 /// What went wrong while rendering or running a metric query.
 ///
+/// Addresses in errors are shown as [`fledge_api::redaction::redact_url`] shows them:
+/// never with their userinfo, query string or token-like path segments.
+///
 /// *No values* is not an error: a query that finds nothing answers
 /// [`QueryOutcome::NoValues`](crate::QueryOutcome::NoValues), so the caller can tell
 /// "the canary gets no traffic yet" from "the metrics server is broken".
@@ -96,6 +99,17 @@ pub enum Error {
         status: u16,
         /// Response body, trimmed.
         body: String,
+    },
+    /// The answer is larger than a metric query's answer may be.
+    #[error(
+        "response from {address} exceeds the {} limit: aggregate the query to one series (for example with sum())",
+        crate::bounded_http::human_size(*limit)
+    )]
+    ResponseTooLarge {
+        /// Provider address.
+        address: String,
+        /// The limit in bytes.
+        limit: usize,
     },
     /// Prometheus answered with its own error (bad PromQL, execution timeout, ...).
     #[error("prometheus error ({error_type}, status {status}): {message}")]

@@ -5,7 +5,9 @@
 //! - defines the port, [`MetricProvider`]: run a rendered query, answer with one value,
 //!   *no values* ([`QueryOutcome::NoValues`]) or an [`Error`], kept apart;
 //! - implements it for Prometheus ([`PrometheusProvider`]): `/api/v1/query`, basic and
-//!   bearer auth, custom headers, `insecureSkipVerify`, timeouts;
+//!   bearer auth, custom headers, `insecureSkipVerify`, timeouts, answers read up to
+//!   [`MAX_RESPONSE_BYTES`] and redirects kept on the address' origin ([`bounded_http`],
+//!   which the operator's webhooks use too);
 //! - renders MetricTemplate queries exactly as Flagger does ([`render_query`] over a
 //!   [`MetricTemplateModel`]);
 //! - ships the builtin `request-success-rate` and `request-duration` queries for every
@@ -30,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bounded_http;
 mod builtin;
 mod error;
 mod factory;
@@ -43,7 +46,7 @@ pub mod testing;
 pub use builtin::{BuiltinMetric, BuiltinQuery, RoutingProvider, metrics_provider_name};
 pub use error::{Error, Result};
 pub use factory::provider_for;
-pub use prometheus::{ONLINE_QUERY, PrometheusProvider};
+pub use prometheus::{MAX_RESPONSE_BYTES, ONLINE_QUERY, PrometheusProvider};
 pub use provider::{MetricProvider, QueryOutcome};
 pub use settings::{Credentials, DEFAULT_TIMEOUT, ProviderSettings};
 pub use template::{DEFAULT_METRIC_INTERVAL, MetricTemplateModel, render_query};

@@ -40,9 +40,10 @@ impl ProviderSettings {
 
     /// Reads a MetricTemplate's `spec.provider`, with the data of its `secretRef` Secret.
     ///
-    /// `default_address` is used when the template has no address (Flagger falls back to
-    /// the canary's `metricsServer`). Credentials follow Flagger: `token` wins, otherwise
-    /// both `username` and `password` are required.
+    /// `default_address` is used when the template has no address; the caller chooses it
+    /// (the operator passes its `-metrics-server` for a template with credentials, so a
+    /// Canary's `metricsServer` never receives them). Credentials follow Flagger: `token`
+    /// wins, otherwise both `username` and `password` are required.
     ///
     /// # Errors
     /// [`Error::SecretNotProvided`] when the template names a Secret but `secret` is

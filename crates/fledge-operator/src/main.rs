@@ -69,7 +69,7 @@ async fn run(config: &OperatorConfig) -> fledge_operator::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         mesh_provider = %config.mesh_provider,
-        metrics_server = %config.metrics_server,
+        metrics_server = %fledge_api::redaction::redact_url(&config.metrics_server),
         namespace = config.watched_namespace().unwrap_or("*"),
         "Starting fledge-operator"
     );

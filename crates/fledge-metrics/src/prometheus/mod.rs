@@ -2,13 +2,13 @@
 
 mod response;
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Url};
 
+use crate::bounded_http::{innermost_cause, read_capped, same_origin_redirects};
 use crate::settings::{Credentials, ProviderSettings};
 use crate::{Error, MetricProvider, QueryOutcome, Result};
 
@@ -19,17 +19,36 @@ pub const ONLINE_QUERY: &str = "vector(1)";
 /// lines around 4-8 KiB, and long PromQL with regex selectors reaches that.
 const MAX_GET_URL_LEN: usize = 2048;
 
+/// The largest answer read from a metrics server. A query's answer is one series (more is
+/// an error anyway); a bigger body is a wrong query or a wrong server, and reading it all
+/// would let one Canary's metrics server fill the operator's memory.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// A Prometheus (or Prometheus-API compatible: Thanos, Mimir, VictoriaMetrics) server.
 ///
 /// Holds one pooled HTTP client: clone the provider to share connections between canaries.
-#[derive(Clone, Debug)]
+/// Redirects are followed only within the address' origin ([`same_origin_redirects`]) and
+/// answers are read up to [`MAX_RESPONSE_BYTES`].
+#[derive(Clone)]
 pub struct PrometheusProvider {
     client: Client,
     query_url: Url,
+    /// The address as errors and logs show it ([`fledge_api::redaction::redact_url`]).
     address: String,
     headers: HeaderMap,
     credentials: Credentials,
     timeout: Duration,
+}
+
+// Headers and the query URL may hold credentials: only the redacted address is shown.
+impl std::fmt::Debug for PrometheusProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusProvider")
+            .field("address", &self.address)
+            .field("credentials", &self.credentials)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PrometheusProvider {
@@ -40,9 +59,10 @@ impl PrometheusProvider {
     /// [`Error::InvalidHeader`] for a header that cannot be sent, [`Error::Client`] when
     /// TLS cannot be set up.
     pub fn new(settings: ProviderSettings) -> Result<Self> {
+        let shown_address = fledge_api::redaction::redact_url(&settings.address);
         let invalid = || Error::InvalidAddress {
             provider: "prometheus".into(),
-            address: settings.address.clone(),
+            address: shown_address.clone(),
         };
         let mut query_url = Url::parse(&settings.address).map_err(|_| invalid())?;
         if !matches!(query_url.scheme(), "http" | "https") || query_url.host_str().is_none() {
@@ -58,16 +78,17 @@ impl PrometheusProvider {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .danger_accept_invalid_certs(settings.insecure_skip_verify)
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|source| Error::Client {
-                address: settings.address.clone(),
-                source,
+                address: shown_address.clone(),
+                source: source.without_url(),
             })?;
         Ok(Self {
             client,
             query_url,
             headers: header_map(&settings)?,
-            address: settings.address,
+            address: shown_address,
             credentials: settings.credentials,
             timeout: settings.timeout,
         })
@@ -97,14 +118,22 @@ impl PrometheusProvider {
             }
             Credentials::Bearer { token } => request.bearer_auth(token),
         };
-        let response = request
+        let mut response = request
             .headers(self.headers.clone())
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| self.transport_error(e))?;
-        Ok((status, body))
+        let body = read_capped(&mut response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if body.truncated {
+            return Err(Error::ResponseTooLarge {
+                address: self.address.clone(),
+                limit: MAX_RESPONSE_BYTES,
+            });
+        }
+        Ok((status, body.text()))
     }
 
     fn transport_error(&self, source: reqwest::Error) -> Error {
@@ -114,15 +143,11 @@ impl PrometheusProvider {
                 timeout: self.timeout,
             };
         }
-        let mut detail = source.to_string();
-        let mut cause = source.source();
-        while let Some(inner) = cause {
-            detail = inner.to_string();
-            cause = inner.source();
-        }
+        // reqwest's error holds the query URL, which may carry the address' secrets.
+        let source = source.without_url();
         Error::Unreachable {
             address: self.address.clone(),
-            detail,
+            detail: innermost_cause(&source),
             source,
         }
     }

@@ -7,6 +7,7 @@ mod actions;
 pub mod alerts;
 pub mod caches;
 pub mod canary_index;
+pub mod check_budget;
 pub mod drift;
 pub mod finalizer;
 pub mod invalid;

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fledge_api::{Canary, CanaryPhase, CanaryStatus};
-use fledge_engine::{
-    Observation, ObservationRequest, Revision, Rollout, Routes, Timestamp, WebhookOutcome, World,
-};
+use fledge_engine::{Observation, Revision, Rollout, Routes, Timestamp, WebhookOutcome, World};
 use fledge_router::Router;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
@@ -21,12 +19,14 @@ use tracing::Instrument;
 use crate::controller::Context;
 use crate::controller::actions::Execution;
 use crate::controller::alerts;
+use crate::controller::check_budget::TickBudget;
 use crate::controller::drift;
 use crate::controller::finalizer::{self, Deletion};
 use crate::controller::invalid;
 use crate::controller::lazy_caches::Cached;
 use crate::controller::metric_checks::run_metric_checks;
 use crate::controller::target::{Kind, Target};
+use crate::controller::webhooks::run_webhook_checks;
 use crate::error::{Error, Result};
 use crate::workload::apply::FIELD_MANAGER;
 use crate::workload::autoscaler::min_replicas;
@@ -202,8 +202,9 @@ async fn run_engine(
     let now = Timestamp::now();
     let needs = rollout.needs(&status, &world, now);
     let mut observation = Observation::of(world);
-    observation.metrics = run_metric_checks(ctx, canary, &needs.metrics).await;
-    observation.webhooks = run_webhook_checks(ctx, canary, &needs).await;
+    let budget = TickBudget::for_interval(rollout.interval());
+    observation.metrics = run_metric_checks(ctx, canary, &needs.metrics, &budget).await;
+    observation.webhooks = run_webhook_checks(&ctx.webhooks, canary, &needs, &budget).await;
     let plan = rollout
         .plan(&status, &observation, now)
         .map_err(Error::Engine)?;
@@ -333,24 +334,6 @@ async fn autoscaler_min_replicas(
     };
     let hpa = ctx.autoscaler(namespace, &reference.name).await?;
     hpa.as_ref().map(min_replicas).transpose()
-}
-
-/// Calls the hooks a tick needs (gates, pre-rollout, rollout, rollback checks).
-async fn run_webhook_checks(
-    ctx: &Context,
-    canary: &Canary,
-    needs: &ObservationRequest,
-) -> std::collections::BTreeMap<String, WebhookOutcome> {
-    let mut outcomes = std::collections::BTreeMap::new();
-    for request in &needs.webhooks {
-        let outcome = ctx
-            .webhooks
-            .call_named(canary, &request.name, request.phase)
-            .await;
-        tracing::debug!(webhook = %request.name, ?outcome, "webhook called");
-        outcomes.insert(request.name.clone(), outcome);
-    }
-    outcomes
 }
 
 /// Writes `status` through the status subresource (server-side apply, so fields the engine
