@@ -1,4 +1,5 @@
-//! `fledge validate`: a verdict per document, every problem with file, document and JSON path.
+//! `fledge validate`: a verdict per document, every problem with file, document and JSON path;
+//! what Flagger resolves on its own is shown as `WARN` (exit 0), an error under `--strict`.
 
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -18,6 +19,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Refuse what Flagger resolves on its own (`maxWeight` or `stepWeight` beside
+    /// `stepWeights`, `iterations` beside weights) instead of warning.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// How reports are printed.
@@ -49,7 +54,8 @@ pub fn read_input(path: &PathBuf) -> anyhow::Result<String> {
     }
 }
 
-/// Validates every document of every file; exits 1 when any document is invalid.
+/// Validates every document of every file; exits 1 when any document is invalid (or, with
+/// `--strict`, has a warning).
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     for path in &args.files {
@@ -65,7 +71,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let invalid = all
         .iter()
         .flat_map(|(_, r)| r)
-        .any(|r| r.verdict == Verdict::Invalid);
+        .any(|r| r.verdict == Verdict::Invalid || (args.strict && !r.warnings.is_empty()));
     match args.output {
         Format::Json => {
             let flat: Vec<FileReport<'_>> = all
@@ -82,7 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Format::Text => {
             for (file, reports) in &all {
                 for report in reports {
-                    print!("{}", render(file, report));
+                    print!("{}", render(file, report, args.strict));
                 }
             }
         }
@@ -95,13 +101,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The text form of one document's verdict.
-fn render(file: &str, report: &DocumentReport) -> String {
+fn render(file: &str, report: &DocumentReport, strict: bool) -> String {
     let what = match (&report.kind, &report.name) {
         (Some(kind), Some(name)) => format!("{kind} {name}"),
         (Some(kind), None) => kind.clone(),
         _ => "document".to_owned(),
     };
     let verdict = match report.verdict {
+        Verdict::Valid if strict && !report.warnings.is_empty() => "INVALID (--strict)",
         Verdict::Valid => "valid",
         Verdict::Invalid => "INVALID",
         Verdict::Skipped => "skipped",
@@ -109,6 +116,10 @@ fn render(file: &str, report: &DocumentReport) -> String {
     let mut out = format!("{file} #{} {what}: {verdict}\n", report.index);
     for problem in &report.problems {
         let _ = writeln!(out, "  {file} #{} {problem}", report.index);
+    }
+    let severity = if strict { "ERROR" } else { "WARN" };
+    for warning in &report.warnings {
+        let _ = writeln!(out, "  {severity} {file} #{} {warning}", report.index);
     }
     for note in &report.notes {
         let _ = writeln!(out, "  note: {note}");

@@ -115,6 +115,66 @@ fn json_output_is_machine_readable() {
     assert_eq!(reports[1]["verdict"], "skipped");
 }
 
+/// Flagger's own Linkerd e2e Canary (test/linkerd/test-canary.sh): maxWeight beside stepWeights.
+const LINKERD_E2E_CANARY: &str = "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: podinfo, namespace: test}\nspec:\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}\n  service: {port: 9898}\n  analysis:\n    interval: 15s\n    threshold: 15\n    maxWeight: 50\n    stepWeights: [10, 20, 30, 40, 50, 60]\n";
+
+#[test]
+fn what_flagger_resolves_is_a_warning_and_an_error_only_under_strict() {
+    let out = fledge(&["validate", "-"], Some(LINKERD_E2E_CANARY));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("<stdin> #0 Canary podinfo: valid\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  WARN <stdin> #0 spec.analysis.maxWeight: beside stepWeights Flagger ignores maxWeight (50)"),
+        "{stdout}"
+    );
+
+    let out = fledge(&["validate", "--strict", "-"], Some(LINKERD_E2E_CANARY));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("<stdin> #0 Canary podinfo: INVALID (--strict)\n")
+            && stdout.contains("  ERROR <stdin> #0 spec.analysis.maxWeight"),
+        "{stdout}"
+    );
+
+    let out = fledge(
+        &["validate", "--output", "json", "-"],
+        Some(LINKERD_E2E_CANARY),
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(reports[0]["verdict"], "valid");
+    assert_eq!(reports[0]["warnings"][0]["path"], "spec.analysis.maxWeight");
+}
+
+#[test]
+fn flaggers_linkerd_canary_walks_to_sixty_as_in_flagger() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("canary.yaml");
+    std::fs::write(&path, LINKERD_E2E_CANARY).expect("written");
+    let out = fledge(
+        &[
+            "simulate",
+            path.to_str().expect("utf-8"),
+            "--provider",
+            "linkerd",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for weight in [10, 20, 30, 40, 50, 60] {
+        assert!(
+            stdout.contains(&format!("Advance podinfo.test canary weight {weight}\n")),
+            "no step to {weight}: {stdout}"
+        );
+    }
+    assert!(!stdout.contains("canary weight 70"), "{stdout}");
+}
+
 #[test]
 fn migrate_turns_the_legacy_seed_canary_into_a_valid_v1beta1_one() {
     let path = seed_fixture("000-podinfo-v1alpha3.yaml");

@@ -1,5 +1,6 @@
 //! Flagger's flags with an effect, on a real kube-apiserver with the `fledge-operator`
-//! binary: `-no-cross-namespace-refs` and `-cluster-name`.
+//! binary: `-no-cross-namespace-refs` and `-cluster-name`; and a Canary whose settings Flagger
+//! resolves on its own runs, with one Warning event.
 
 mod common;
 
@@ -75,4 +76,52 @@ async fn cross_namespace_references_are_refused_and_alerts_name_the_cluster() {
     let fields = &alert["attachments"][0]["fields"];
     assert_eq!(fields[0]["title"], "Cluster", "{alert:#}");
     assert_eq!(fields[0]["value"], "prod-eu-1", "{alert:#}");
+}
+
+/// `iterations` beside `stepWeight`: Flagger runs blue/green and ignores the weight; so does
+/// Fledge, saying so once in a Warning event however many ticks run.
+#[tokio::test]
+async fn a_canary_flagger_resolves_runs_with_one_warning_event() {
+    let stage = Stage::set_up(
+        "  provider: kubernetes\n  analysis: { interval: 10s, threshold: 2, iterations: 2, stepWeight: 10 }\n",
+    )
+    .await;
+    let _operator = stage.start_operator(&["-mesh-provider=kubernetes"]);
+    stage.reaches(CanaryPhase::Initialized, 60).await;
+    let expected = format!(
+        "Canary podinfo.{} runs as Flagger resolves it: spec.analysis.iterations: with iterations (2) \
+         Flagger runs blue/green and ignores stepWeight/stepWeights, and so does Fledge; \
+         remove the weights, or iterations for a canary release",
+        stage.ns()
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(stage.cluster.client(), stage.ns());
+    let warnings = || async {
+        events
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("events are listed")
+            .items
+            .into_iter()
+            .filter(|e| e.note.as_deref() == Some(expected.as_str()))
+            .collect::<Vec<_>>()
+    };
+    common::wait_until("the Warning event", Duration::from_secs(30), || async {
+        !warnings().await.is_empty()
+    })
+    .await;
+    // A new revision makes the canary tick again: still one warning, one event.
+    stage
+        .kubectl_apply(common::podinfo("podinfo:6.0.1", None))
+        .await;
+    stage.reaches(CanaryPhase::Progressing, 60).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let recorded = warnings().await;
+    assert_eq!(recorded.len(), 1, "{recorded:#?}");
+    assert_eq!(recorded[0].type_.as_deref(), Some("Warning"));
+    assert!(
+        recorded[0].series.is_none(),
+        "recorded once, not repeated: {:?}",
+        recorded[0].series
+    );
 }

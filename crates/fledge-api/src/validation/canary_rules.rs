@@ -365,19 +365,8 @@ fn check_weights(
             );
         }
     }
-    if !steps.is_empty() && analysis.step_weight.is_some() {
-        rules.problem(
-            &path.field("stepWeight"),
-            "set either stepWeight (with maxWeight) or stepWeights, not both",
-        );
-    }
-    if !steps.is_empty() && analysis.max_weight.is_some() {
-        rules.problem(
-            &path.field("maxWeight"),
-            "is taken from the last of stepWeights; remove maxWeight",
-        );
-    }
     if let (Some(step), Some(max)) = (analysis.step_weight, analysis.max_weight)
+        && steps.is_empty()
         && (1..=100).contains(&step)
         && max < step
     {
@@ -387,12 +376,6 @@ fn check_weights(
         );
     }
     let iterations = analysis.iterations.unwrap_or(0) > 0;
-    if iterations && (analysis.step_weight.is_some() || !steps.is_empty()) {
-        rules.problem(
-            &path.field("iterations"),
-            "iterations (A/B testing, blue/green) and stepWeight/stepWeights (canary) are exclusive; keep one",
-        );
-    }
     if strategy == Strategy::Canary
         && !iterations
         && !skip_analysis
@@ -405,6 +388,63 @@ fn check_weights(
              for blue/green or A/B testing set `iterations` instead",
         );
     }
+}
+
+/// Settings Flagger resolves on its own, deterministically, where a reader could expect
+/// something else: Fledge runs them as Flagger does (`CanarySpec::resolved` and the engine
+/// follow Flagger's scheduler) and warns. Each warning says what runs and how to say it
+/// plainly.
+pub(super) fn flagger_resolutions(canary: &Canary) -> Vec<Problem> {
+    let Some(analysis) = canary.spec.analysis() else {
+        return Vec::new();
+    };
+    let path = JsonPath::root().field("spec").field("analysis");
+    let mut warnings = Vec::new();
+    let steps = &analysis.step_weights;
+    let iterations = analysis.iterations.unwrap_or(0);
+    if iterations > 0 && (analysis.step_weight.is_some() || !steps.is_empty()) {
+        // Flagger's DeploymentStrategy(): iterations mean A/B testing (with match) or
+        // blue/green; the weights are never read.
+        let strategy = if analysis.match_.is_empty() {
+            "blue/green"
+        } else {
+            "A/B testing"
+        };
+        warnings.push(Problem::new(
+            path.field("iterations"),
+            format!(
+                "with iterations ({iterations}) Flagger runs {strategy} and ignores stepWeight/stepWeights, \
+                 and so does Fledge; remove the weights, or iterations for a canary release"
+            ),
+        ));
+        return warnings;
+    }
+    let Some(last) = steps.last() else {
+        return warnings;
+    };
+    let last = (*last).min(100);
+    if let Some(step) = analysis.step_weight {
+        // Flagger's nextStepWeight(): a stepWeight wins over stepWeights for the steps, while
+        // maxWeight() still takes the last of stepWeights.
+        warnings.push(Problem::new(
+            path.field("stepWeight"),
+            format!(
+                "beside stepWeights Flagger advances by stepWeight ({step}) up to the last of stepWeights ({last}), \
+                 ignoring the other steps, and so does Fledge; keep either stepWeight (with maxWeight) or stepWeights"
+            ),
+        ));
+    }
+    if let Some(max) = analysis.max_weight {
+        // Flagger's maxWeight(): the last of stepWeights, whatever maxWeight says.
+        warnings.push(Problem::new(
+            path.field("maxWeight"),
+            format!(
+                "beside stepWeights Flagger ignores maxWeight ({max}) and stops at the last of stepWeights ({last}), \
+                 and so does Fledge; remove maxWeight"
+            ),
+        ));
+    }
+    warnings
 }
 
 fn check_match(condition: &HttpMatchRequest, path: &JsonPath, rules: &mut Rules) {

@@ -7,9 +7,13 @@
 //!    values outside an enum, missing required fields;
 //! 2. the **types** — values the schema cannot describe, such as durations (`1m30s`);
 //! 3. the **rules** — what Flagger would do wrong or silently ignore: weights out of range,
-//!    stepWeights not ascending, maxWeight below stepWeight, mutually exclusive settings,
-//!    provider and strategy combinations that cannot work — and the [`bounds`] on every
-//!    duration, count and text, so no document can overflow what later reads it.
+//!    stepWeights not ascending, maxWeight below stepWeight, provider and strategy
+//!    combinations that cannot work — and the [`bounds`] on every duration, count and text,
+//!    so no document can overflow what later reads it.
+//!
+//! Settings that Flagger resolves on its own, deterministically (`maxWeight` or `stepWeight`
+//! beside `stepWeights`, `iterations` beside weights), are **warnings**: the document is
+//! valid and runs as Flagger runs it; `fledge validate --strict` refuses them.
 //!
 //! Documents of other kinds (Deployments, Secrets...) are skipped with a note.
 
@@ -94,6 +98,9 @@ pub struct DocumentReport {
     pub verdict: Verdict,
     /// Problems that make the document invalid.
     pub problems: Vec<Problem>,
+    /// Settings Flagger resolves on its own, run as Flagger runs them; valid, but refused
+    /// under `fledge validate --strict`.
+    pub warnings: Vec<Problem>,
     /// Remarks that do not make it invalid (legacy API version, values Flagger would clamp).
     pub notes: Vec<String>,
 }
@@ -143,6 +150,7 @@ pub fn validate_document(index: usize, document: &Value) -> DocumentReport {
         name: text_at("/metadata/name"),
         verdict: Verdict::Skipped,
         problems: Vec::new(),
+        warnings: Vec::new(),
         notes: Vec::new(),
     };
     if document.is_null() {
@@ -192,8 +200,10 @@ pub fn validate_document(index: usize, document: &Value) -> DocumentReport {
         .problems
         .extend(schema_check::check(document, schema_of(kind)));
     if report.problems.is_empty() {
+        let mut warnings = Vec::new();
         let (problems, notes) = match kind {
             Kind::Canary => typed::<Canary>(document, |c| {
+                warnings = canary_rules::flagger_resolutions(c);
                 let (mut problems, notes) = canary_rules::check(c, version == LEGACY_VERSION);
                 problems.extend(bounds::canary(&c.spec, &spec_path()));
                 (problems, notes)
@@ -210,6 +220,7 @@ pub fn validate_document(index: usize, document: &Value) -> DocumentReport {
             }),
         };
         report.problems.extend(problems);
+        report.warnings = warnings;
         report.notes.extend(notes);
         if let Some(spec) = document.get("spec") {
             bounds::long_texts(spec, &spec_path(), &mut report.problems);
@@ -234,6 +245,12 @@ pub fn check_canary(canary: &Canary) -> Vec<Problem> {
         bounds::long_texts(&spec, &spec_path(), &mut problems);
     }
     problems
+}
+
+/// What Flagger resolves on its own in a typed Canary ([`DocumentReport::warnings`]): the
+/// operator runs it as Flagger does and records each warning as a Warning event.
+pub fn canary_warnings(canary: &Canary) -> Vec<Problem> {
+    canary_rules::flagger_resolutions(canary)
 }
 
 fn spec_path() -> JsonPath {

@@ -92,6 +92,70 @@ fn step_weights_must_ascend_and_max_weight_must_reach_step_weight() {
     );
 }
 
+fn warnings(report: &DocumentReport) -> Vec<String> {
+    report.warnings.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn what_flagger_resolves_on_its_own_is_valid_with_a_warning_saying_what_runs() {
+    // Flagger's own Linkerd e2e test: maxWeight 50 beside stepWeights, walked to 60.
+    let report = check(&canary(
+        "{interval: 15s, threshold: 15, maxWeight: 50, stepWeights: [10, 20, 30, 40, 50, 60]}",
+    ));
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(
+        warnings(&report),
+        [
+            "spec.analysis.maxWeight: beside stepWeights Flagger ignores maxWeight (50) and stops at the last of stepWeights (60), and so does Fledge; remove maxWeight"
+        ]
+    );
+
+    let report = check(&canary("{stepWeight: 20, stepWeights: [5, 50]}"));
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(
+        warnings(&report),
+        [
+            "spec.analysis.stepWeight: beside stepWeights Flagger advances by stepWeight (20) up to the last of stepWeights (50), ignoring the other steps, and so does Fledge; keep either stepWeight (with maxWeight) or stepWeights"
+        ]
+    );
+
+    let report = check(&canary("{iterations: 10, stepWeight: 10, maxWeight: 50}"));
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(
+        warnings(&report),
+        [
+            "spec.analysis.iterations: with iterations (10) Flagger runs blue/green and ignores stepWeight/stepWeights, and so does Fledge; remove the weights, or iterations for a canary release"
+        ]
+    );
+
+    // Plain settings warn about nothing, and typos stay errors.
+    assert!(
+        check(&canary("{stepWeight: 10, maxWeight: 50}"))
+            .warnings
+            .is_empty()
+    );
+    let report = check(&canary(
+        "{stepWeight: 10, maxWeight: 50, stepWieghts: [10]}",
+    ));
+    assert!(!report.is_valid());
+}
+
+#[test]
+fn the_engine_runs_flaggers_resolutions() {
+    let spec = |analysis: &str| -> crate::CanarySpec {
+        crate::yaml::from_str(&format!(
+            "targetRef: {{name: podinfo}}\nservice: {{port: 9898}}\nprovider: linkerd\nanalysis: {analysis}"
+        ))
+        .expect("a spec")
+    };
+    let linkerd = spec("{maxWeight: 50, stepWeights: [10, 20, 30, 40, 50, 60]}").resolved(None);
+    assert_eq!(linkerd.max_weight, 60, "Flagger walks to 60");
+    let both = spec("{stepWeight: 20, stepWeights: [5, 50]}").resolved(None);
+    assert_eq!((both.step_weight, both.max_weight), (20, 50));
+    let blue_green = spec("{iterations: 10, stepWeight: 10}").resolved(None);
+    assert_eq!(blue_green.strategy, crate::strategy::Strategy::BlueGreen);
+}
+
 #[test]
 fn a_canary_that_could_never_advance_is_refused() {
     let report = check(&canary("{interval: 1m, threshold: 5}"));

@@ -70,6 +70,32 @@ pub fn problems(canary: &Canary, default_provider: &str) -> Vec<Problem> {
     problems
 }
 
+/// Records a Warning event for each setting of `canary` that Flagger resolves on its own
+/// (`fledge_api::validation::canary_warnings`), once per distinct warning: the canary runs as
+/// Flagger runs it.
+pub async fn warn_once(ctx: &Context, canary: &Canary) {
+    for warning in fledge_api::validation::canary_warnings(canary) {
+        let message = format!(
+            "Canary {} runs as Flagger resolves it: {warning}",
+            subject(canary)
+        );
+        let first = ctx
+            .warned
+            .lock()
+            .map_or(true, |mut warned| warned.insert(message.clone()));
+        if first {
+            tracing::warn!(canary = %subject(canary), "{message}");
+            publish_event(
+                ctx,
+                canary,
+                kube::runtime::events::EventType::Warning,
+                &message,
+            )
+            .await;
+        }
+    }
+}
+
 /// What `-no-cross-namespace-refs` refuses in `canary`, in Flagger's words: a Gloo upstream,
 /// a MetricTemplate or an AlertProvider referenced in another namespace (an empty namespace
 /// is the canary's own).

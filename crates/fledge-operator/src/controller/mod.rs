@@ -76,6 +76,9 @@ pub struct Context {
     pub cluster_name: String,
     /// `-no-cross-namespace-refs`: refuse references to other namespaces.
     pub no_cross_namespace_refs: bool,
+    /// The validation warnings already recorded, as `namespace/name: warning`: each is one
+    /// Warning event per process, not one per tick.
+    pub warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
@@ -288,6 +291,7 @@ async fn context(
         telemetry,
         cluster_name: config.cluster_name.trim().to_owned(),
         no_cross_namespace_refs: config.no_cross_namespace_refs,
+        warned: std::sync::Mutex::default(),
     })
 }
 

@@ -134,6 +134,7 @@ async fn settle_finalizer_and_validity(
             invalid::refuse(ctx, canary, &problems).await.map(Some)
         };
     }
+    invalid::warn_once(ctx, canary).await;
     if let Deletion::SetFinalizer(present) = deletion {
         finalizer::set_finalizer(&ctx.client, canary, present).await?;
     }
