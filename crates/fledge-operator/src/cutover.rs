@@ -8,6 +8,10 @@
 //! releases it when it stops on SIGTERM), a stale one or none lets Fledge start. Without
 //! `-enable-leader-election` Flagger holds no Lease, and nothing can be seen: scale it to
 //! zero first (docs/migrating-from-flagger.md).
+//!
+//! Once Fledge acts, it takes over the status Flagger wrote ([`adopt_flaggers_revision`]):
+//! Flagger's revision hashes cannot be recomputed, so the revision Flagger last applied is
+//! taken to be the target as it is now.
 
 use std::time::Duration;
 
@@ -175,9 +179,107 @@ impl CutoverGuard {
     }
 }
 
+/// The characters of a Flagger revision hash: `rand.SafeEncodeString` of the decimal digits
+/// of an FNV-32a hash maps `0`..`9` to these ten.
+const FLAGGER_HASH_ALPHABET: &str = "456789bcdf";
+
+/// Whether `hash` is one Flagger wrote (`ComputeHash`: at most 10 characters of
+/// [`FLAGGER_HASH_ALPHABET`]); Fledge's are 16 hexadecimal digits, so the two never mix up.
+pub fn is_flaggers_hash(hash: &str) -> bool {
+    (1..=10).contains(&hash.len()) && hash.chars().all(|c| FLAGGER_HASH_ALPHABET.contains(c))
+}
+
+/// The status Flagger wrote, as Fledge reads it: Flagger hashes the Go structure of the pod
+/// template (go-spew's dump of the vendored Kubernetes types), which no other program can
+/// reproduce, so `lastAppliedSpec` in Flagger's form stands for the target as it is now
+/// (`revision`); `lastPromotedSpec` too when it was the same (a canary at rest). Without
+/// this, the first tick would see a new revision: a canary at rest would run its analysis
+/// again, one mid-flight would restart it with all traffic sent back to the primary.
+/// Any status Fledge wrote is returned unchanged.
+pub fn adopt_flaggers_revision(
+    mut status: fledge_api::CanaryStatus,
+    revision: &fledge_engine::Revision,
+) -> fledge_api::CanaryStatus {
+    let Some(applied) = status
+        .last_applied_spec
+        .clone()
+        .filter(|hash| is_flaggers_hash(hash))
+    else {
+        return status;
+    };
+    if status.last_promoted_spec.as_deref() == Some(applied.as_str()) {
+        status.last_promoted_spec = Some(revision.spec_hash.clone());
+    }
+    status.last_applied_spec = Some(revision.spec_hash.clone());
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flagger_status(applied: &str, promoted: &str) -> fledge_api::CanaryStatus {
+        fledge_api::CanaryStatus {
+            phase: fledge_api::CanaryPhase::Progressing,
+            last_applied_spec: Some(applied.to_owned()),
+            last_promoted_spec: Some(promoted.to_owned()),
+            ..fledge_api::CanaryStatus::default()
+        }
+    }
+
+    fn revision(hash: &str) -> fledge_engine::Revision {
+        fledge_engine::Revision {
+            spec_hash: hash.to_owned(),
+            configs: std::collections::BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn flaggers_hashes_are_told_from_fledges() {
+        // From Flagger's e2e runs: SafeEncodeString of an FNV-32a sum.
+        assert!(is_flaggers_hash("5b6f7c8d9c"));
+        assert!(is_flaggers_hash("7c4f9d5b"));
+        assert!(
+            !is_flaggers_hash("3f2a9c1d0b7e6a54"),
+            "Fledge's 16 hex digits"
+        );
+        assert!(!is_flaggers_hash(""));
+        assert!(!is_flaggers_hash("5b6f7c8d9c4"), "longer than a uint32");
+    }
+
+    #[test]
+    fn a_canary_mid_flight_keeps_its_revision_and_its_promoted_one() {
+        let adopted = adopt_flaggers_revision(
+            flagger_status("5b6f7c8d9c", "7c4f9d5b"),
+            &revision("3f2a9c1d0b7e6a54"),
+        );
+        assert_eq!(
+            adopted.last_applied_spec.as_deref(),
+            Some("3f2a9c1d0b7e6a54")
+        );
+        assert_eq!(
+            adopted.last_promoted_spec.as_deref(),
+            Some("7c4f9d5b"),
+            "the primary still runs an older revision"
+        );
+    }
+
+    #[test]
+    fn a_canary_at_rest_stays_at_rest_and_fledges_status_is_left_alone() {
+        let adopted = adopt_flaggers_revision(
+            flagger_status("5b6f7c8d9c", "5b6f7c8d9c"),
+            &revision("3f2a9c1d0b7e6a54"),
+        );
+        assert_eq!(
+            adopted.last_promoted_spec.as_deref(),
+            Some("3f2a9c1d0b7e6a54")
+        );
+        let fledges = flagger_status("0123456789abcdef", "0123456789abcdef");
+        assert_eq!(
+            adopt_flaggers_revision(fledges.clone(), &revision("fedcba9876543210")),
+            fledges
+        );
+    }
 
     fn record(holder: Option<&str>, renewed_secs_ago: i64, duration_secs: u64) -> LeaseRecord {
         LeaseRecord {

@@ -168,7 +168,9 @@ async fn run_engine(
     };
     let revision = target.revision()?;
     let written = canary.status.clone().unwrap_or_default();
-    let status = without_invalid_condition(&written);
+    // A status Flagger wrote names revisions by Flagger's hashes: taken over as they are.
+    let status =
+        crate::cutover::adopt_flaggers_revision(without_invalid_condition(&written), &revision);
     if let Some(wait) = ctx
         .pacing
         .wait(&key, &status, &revision, rollout.interval())

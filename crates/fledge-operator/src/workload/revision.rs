@@ -11,8 +11,8 @@ use crate::workload::primary::without_scale_to_zero;
 
 /// The hash of the target's pod template, blind to what Fledge itself changes on the target
 /// (the scale-to-zero node selector of a DaemonSet), so scaling never looks like a new
-/// revision. Flagger hashes Go's in-memory struct, which cannot be reproduced; after a
-/// switch from Flagger the first tick therefore sees one new revision of the same template.
+/// revision. Flagger hashes Go's in-memory struct, which cannot be reproduced; a status
+/// Flagger wrote is taken over by `cutover::adopt_flaggers_revision` instead.
 ///
 /// # Errors
 /// [`crate::Error::Json`] when the template cannot be serialized.
