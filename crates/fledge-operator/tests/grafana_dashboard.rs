@@ -8,7 +8,9 @@
 //! - The namespace and canary pickers filter every per-canary query.
 //! - Against a real Prometheus scraping the operator binary after a promotion and a rollback,
 //!   every query (as Grafana interpolates it) parses and returns series, and the pickers list
-//!   the rollout's namespace and canary. A failing query is named by its panel.
+//!   the rollout's namespace and canary. A failing query is named by its panel. The panels
+//!   read what happened: one promotion, one rollback, status failed, the canary weight back
+//!   at 0 after reaching maxWeight.
 
 mod common;
 
@@ -33,7 +35,10 @@ fn datasource_variable() -> Value {
 }
 
 fn dashboard() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/grafana/fledge.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana/fledge.json"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"))
 }
@@ -58,7 +63,11 @@ struct PanelQuery {
 
 impl std::fmt::Display for PanelQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "panel {:?} query {}: {}", self.panel, self.ref_id, self.expr)
+        write!(
+            f,
+            "panel {:?} query {}: {}",
+            self.panel, self.ref_id, self.expr
+        )
     }
 }
 
@@ -105,7 +114,11 @@ fn interpolate(expr: &str, values: &[(&str, &str)]) -> String {
     sorted.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
     let mut text = expr.to_owned();
     for (name, value) in sorted {
-        for form in [format!("${{{name}}}"), format!("[[{name}]]"), format!("${name}")] {
+        for form in [
+            format!("${{{name}}}"),
+            format!("[[{name}]]"),
+            format!("${name}"),
+        ] {
             text = text.replace(&form, value);
         }
     }
@@ -211,11 +224,7 @@ fn every_panel_query_and_variable_reads_the_datasource_variable() {
         .filter(|p| p["type"] != "row")
     {
         let title = &panel["title"];
-        assert_eq!(
-            panel["datasource"],
-            datasource_variable(),
-            "panel {title}"
-        );
+        assert_eq!(panel["datasource"], datasource_variable(), "panel {title}");
         for target in panel["targets"].as_array().into_iter().flatten() {
             assert_eq!(
                 target["datasource"],
@@ -258,8 +267,7 @@ fn the_namespace_and_canary_pickers_filter_every_canary_query() {
             assert!(query.expr.contains("$namespace"), "{query}");
         }
         // flagger_canary_total is counted per namespace only, as in Flagger.
-        if query.expr.contains("flagger_canary_") && !query.expr.contains("flagger_canary_total")
-        {
+        if query.expr.contains("flagger_canary_") && !query.expr.contains("flagger_canary_total") {
             assert!(query.expr.contains("$canary"), "{query}");
         }
         let sent = interpolate(&query.expr, &grafana_values("test", "podinfo"));
@@ -311,6 +319,43 @@ async fn every_dashboard_query_returns_series_after_a_promotion_and_a_rollback()
         failures.join("\n")
     );
 
+    // The panels read what happened: one promotion, one rollback, the canary failed, all
+    // traffic back on the primary after the canary had reached maxWeight.
+    let sent = |panel: &str, ref_id: &str| {
+        let query = queries(&dashboard)
+            .into_iter()
+            .find(|q| q.panel == panel && q.ref_id == ref_id)
+            .unwrap_or_else(|| panic!("no query {ref_id} in panel {panel:?}"));
+        interpolate(&query.expr, &values)
+    };
+    let last_canary_weight = format!(
+        "max_over_time(({})[10m:1s])",
+        sent("Traffic weight: primary vs canary", "B")
+    );
+    for (what, promql, expected) in [
+        ("promotions", sent("Promotions", "A"), 1.0),
+        ("rollbacks", sent("Rollbacks", "A"), 1.0),
+        ("status (2 failed)", sent("Status", "A"), 2.0),
+        (
+            "primary weight",
+            sent("Traffic weight: primary vs canary", "A"),
+            100.0,
+        ),
+        (
+            "canary weight",
+            sent("Traffic weight: primary vs canary", "B"),
+            0.0,
+        ),
+        ("highest canary weight", last_canary_weight, 40.0),
+    ] {
+        let value = istio.prometheus.query_value(&promql).await;
+        assert_eq!(
+            value.unwrap_or_else(|e| panic!("{what}: {e}")),
+            Some(expected),
+            "{what}: {promql}"
+        );
+    }
+
     for (name, query) in variable_queries(&dashboard) {
         let promql = interpolate(&label_values_as_promql(&query), &values);
         let listed = istio
@@ -318,7 +363,11 @@ async fn every_dashboard_query_returns_series_after_a_promotion_and_a_rollback()
             .query(&promql)
             .await
             .unwrap_or_else(|e| panic!("variable {name}: {promql}: {e}"));
-        let label = if name == "canary" { "name" } else { "namespace" };
+        let label = if name == "canary" {
+            "name"
+        } else {
+            "namespace"
+        };
         let wanted = if name == "canary" { "podinfo" } else { &ns };
         assert!(
             listed.iter().any(|series| series.labels[label] == wanted),
