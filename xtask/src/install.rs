@@ -87,7 +87,10 @@ pub fn drift(committed: &str, generated: &str) -> anyhow::Result<Option<String>>
     let generated = objects(generated, "the rendered overlay")?;
     for (index, wanted) in generated.iter().enumerate() {
         let Some(found) = committed.get(index) else {
-            return Ok(Some(format!("object {index} ({}) is missing", describe(wanted))));
+            return Ok(Some(format!(
+                "object {index} ({}) is missing",
+                describe(wanted)
+            )));
         };
         if let Some(at) = first_difference(found, wanted, String::new()) {
             return Ok(Some(format!(
@@ -98,13 +101,9 @@ pub fn drift(committed: &str, generated: &str) -> anyhow::Result<Option<String>>
             )));
         }
     }
-    Ok(committed.get(generated.len()).map(|extra| {
-        format!(
-            "object {} ({}) is extra",
-            generated.len(),
-            describe(extra)
-        )
-    }))
+    Ok(committed
+        .get(generated.len())
+        .map(|extra| format!("object {} ({}) is extra", generated.len(), describe(extra))))
 }
 
 /// The JSON pointer of the first place where `found` and `wanted` differ.
@@ -118,10 +117,11 @@ fn first_difference(
         (Value::Object(found), Value::Object(wanted)) => {
             let keys: std::collections::BTreeSet<&String> =
                 found.keys().chain(wanted.keys()).collect();
-            keys.into_iter().find_map(|key| match (found.get(key), wanted.get(key)) {
-                (Some(f), Some(w)) => first_difference(f, w, format!("{at}/{key}")),
-                _ => Some(format!("{at}/{key}")),
-            })
+            keys.into_iter()
+                .find_map(|key| match (found.get(key), wanted.get(key)) {
+                    (Some(f), Some(w)) => first_difference(f, w, format!("{at}/{key}")),
+                    _ => Some(format!("{at}/{key}")),
+                })
         }
         (Value::Array(found), Value::Array(wanted)) if found.len() == wanted.len() => found
             .iter()
@@ -146,8 +146,7 @@ fn describe(object: &serde_json::Value) -> String {
 mod tests {
     use super::*;
 
-    const SERVICE_ACCOUNT: &str =
-        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: fledge\n  namespace: fledge-system\n";
+    const SERVICE_ACCOUNT: &str = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: fledge\n  namespace: fledge-system\n";
 
     #[test]
     fn a_reformatted_file_with_the_same_objects_is_no_drift() {
@@ -166,7 +165,9 @@ mod tests {
             )
         );
         assert_eq!(
-            drift("# only a header\n", SERVICE_ACCOUNT).unwrap().as_deref(),
+            drift("# only a header\n", SERVICE_ACCOUNT)
+                .unwrap()
+                .as_deref(),
             Some("object 0 (ServiceAccount fledge-system/fledge) is missing")
         );
         let twice = format!("{SERVICE_ACCOUNT}---\n{SERVICE_ACCOUNT}");
