@@ -151,14 +151,14 @@ mod tests {
     #[test]
     fn a_reformatted_file_with_the_same_objects_is_no_drift() {
         let reformatted = "# another header\n---\n{apiVersion: v1, kind: ServiceAccount, metadata: {namespace: fledge-system, name: fledge}}\n";
-        assert_eq!(drift(reformatted, SERVICE_ACCOUNT).unwrap(), None);
+        assert_eq!(drift(reformatted, SERVICE_ACCOUNT).expect("YAML"), None);
     }
 
     #[test]
     fn a_changed_missing_or_extra_object_is_named() {
         let renamed = SERVICE_ACCOUNT.replace("name: fledge\n", "name: flagger\n");
         assert_eq!(
-            drift(&renamed, SERVICE_ACCOUNT).unwrap().as_deref(),
+            drift(&renamed, SERVICE_ACCOUNT).expect("YAML").as_deref(),
             Some(
                 "object 0 is ServiceAccount fledge-system/flagger where ServiceAccount \
                  fledge-system/fledge is rendered; they differ at /metadata/name"
@@ -166,13 +166,13 @@ mod tests {
         );
         assert_eq!(
             drift("# only a header\n", SERVICE_ACCOUNT)
-                .unwrap()
+                .expect("YAML")
                 .as_deref(),
             Some("object 0 (ServiceAccount fledge-system/fledge) is missing")
         );
         let twice = format!("{SERVICE_ACCOUNT}---\n{SERVICE_ACCOUNT}");
         assert_eq!(
-            drift(&twice, SERVICE_ACCOUNT).unwrap().as_deref(),
+            drift(&twice, SERVICE_ACCOUNT).expect("YAML").as_deref(),
             Some("object 1 (ServiceAccount fledge-system/fledge) is extra")
         );
     }
@@ -180,9 +180,10 @@ mod tests {
     #[test]
     fn the_committed_install_yaml_is_what_the_istio_overlay_renders() {
         let root = crate::workspace_root();
-        let generated = render(&root).unwrap();
-        let committed = std::fs::read_to_string(root.join(INSTALL_YAML)).unwrap();
-        assert_eq!(drift(&committed, &generated).unwrap(), None);
+        let generated = render(&root).expect("kubectl kustomize renders the istio overlay");
+        let committed =
+            std::fs::read_to_string(root.join(INSTALL_YAML)).expect("deploy/install.yaml exists");
+        assert_eq!(drift(&committed, &generated).expect("YAML"), None);
         assert!(generated.contains("- -mesh-provider=istio\n"));
     }
 }
