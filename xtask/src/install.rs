@@ -93,12 +93,13 @@ pub fn drift(committed: &str, generated: &str) -> anyhow::Result<Option<String>>
             )));
         };
         if let Some(at) = first_difference(found, wanted, String::new()) {
-            return Ok(Some(format!(
-                "object {index} is {} where {} is rendered; they differ at {}",
-                describe(found),
-                describe(wanted),
-                if at.is_empty() { "/" } else { &at }
-            )));
+            let at = if at.is_empty() { "/".to_owned() } else { at };
+            let (found, wanted) = (describe(found), describe(wanted));
+            return Ok(Some(if found == wanted {
+                format!("object {index} ({found}) differs at {at}")
+            } else {
+                format!("object {index} is {found} where {wanted} is rendered; they differ at {at}")
+            }));
         }
     }
     Ok(committed
@@ -163,6 +164,12 @@ mod tests {
                 "object 0 is ServiceAccount fledge-system/flagger where ServiceAccount \
                  fledge-system/fledge is rendered; they differ at /metadata/name"
             )
+        );
+        let labelled =
+            SERVICE_ACCOUNT.replace("name: fledge\n", "name: fledge\n  labels: {a: b}\n");
+        assert_eq!(
+            drift(&labelled, SERVICE_ACCOUNT).expect("YAML").as_deref(),
+            Some("object 0 (ServiceAccount fledge-system/fledge) differs at /metadata/labels")
         );
         assert_eq!(
             drift("# only a header\n", SERVICE_ACCOUNT)
