@@ -192,6 +192,32 @@ fn install_yaml_is_what_the_istio_overlay_renders() {
 }
 
 #[test]
+fn the_base_installs_every_crd_the_rust_types_generate() {
+    let rendered = objects(&render("base"));
+    let rendered_crds: Vec<&Value> = rendered
+        .iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+        .collect();
+    let generated = fledge_api::crd::all();
+    assert_eq!(
+        rendered_crds.len(),
+        generated.len(),
+        "deploy/crds/kustomization.yaml must list every file `cargo xtask crd` writes"
+    );
+    for crd in generated {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let mut expected = serde_json::to_value(&crd).expect("a CRD serializes");
+        // The base labels every object it installs.
+        expected["metadata"]["labels"] = json!({"app.kubernetes.io/part-of": "fledge"});
+        assert_eq!(
+            *find(&rendered, "CustomResourceDefinition", &name),
+            expected,
+            "the base installs {name} as the Rust types generate it"
+        );
+    }
+}
+
+#[test]
 fn each_overlay_sets_its_provider_and_prometheus_after_the_base_flags() {
     let expected = [
         ("istio", "istio", "http://prometheus.istio-system:9090"),
