@@ -11,6 +11,7 @@ mod cluster;
 mod control_plane;
 mod crd;
 mod demo;
+mod install;
 mod operator;
 mod test;
 
@@ -21,6 +22,7 @@ fn usage() -> &'static str {
      \n\
      commands:\n\
      \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n\
+     \x20 install [--check]  write deploy/install.yaml from deploy/kustomize/istio (--check: fail on drift)\n\
      \x20 bench cluster [--starts N]   start-up time of the local control plane (target 10 s)\n\
      \x20 bench engine [--seconds N]   plans per second of the engine (release build, one core)\n\
      \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n\
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "crd" => crd::run(rest),
+        "install" => install::run(rest),
         "bench" if rest.first().is_some_and(|what| what == "cluster") => {
             bench_cluster::run(&rest[1..])
         }

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the full test command (what the README shows and `.ci/run` calls).
 //!
-//! It first runs the static checks — formatting, clippy with warnings denied, the CRD drift
-//! check and rustdoc with warnings denied — then makes sure the control plane's binaries exist (building kube-apiserver if needed),
+//! It first runs the static checks — formatting, clippy with warnings denied, the CRD and
+//! `deploy/install.yaml` drift checks and rustdoc with warnings denied — then makes sure the control plane's binaries exist (building kube-apiserver if needed),
 //! points the tests at exactly those binaries, then runs the tiers in order: unit tests,
 //! doc tests, then the integration tests (providers against real servers and end-to-end
 //! tests on the local control plane). Under `CI=true` nothing may be skipped: when the
@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::control_plane;
 
-/// Formatting, lints, CRD drift and docs: cheap checks that fail fast, before any test runs.
+/// Formatting, lints, docs, CRD and install.yaml drift: cheap checks that fail fast, before any test runs.
 fn static_checks() -> Result<()> {
     let cargo = || {
         let mut command =
@@ -55,7 +55,10 @@ fn static_checks() -> Result<()> {
         }
     }
     println!("==> CRD drift check");
-    crate::crd::run(&["--check".to_owned()])
+    crate::crd::run(&["--check".to_owned()])?;
+    // `kubectl kustomize` of one overlay: a fraction of a second.
+    println!("==> install.yaml drift check");
+    crate::install::run(&["--check".to_owned()])
 }
 
 /// Runs the command: `cargo xtask test [--demo] [-- <extra cargo test args>]`.

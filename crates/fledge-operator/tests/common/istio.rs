@@ -12,7 +12,7 @@ use super::{Stage, operator_process, virtual_service_weights};
 pub struct IstioStage {
     pub stage: Stage,
     pub sim: TrafficSim,
-    pub _prometheus: LocalPrometheus,
+    pub prometheus: LocalPrometheus,
     pub operator: operator_process::Operator,
 }
 
@@ -46,7 +46,7 @@ impl IstioStage {
         Self {
             stage,
             sim,
-            _prometheus: prometheus,
+            prometheus,
             operator,
         }
     }
