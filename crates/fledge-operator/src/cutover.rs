@@ -7,7 +7,9 @@
 //! between the clocks of Flagger's node and Fledge's). A released Lease (no holder: Flagger
 //! releases it when it stops on SIGTERM), a stale one or none lets Fledge start. Without
 //! `-enable-leader-election` Flagger holds no Lease, and nothing can be seen: scale it to
-//! zero first (docs/migrating-from-flagger.md).
+//! zero first (docs/migrating-from-flagger.md). When RBAC forbids reading the Lease, Fledge
+//! says so at warn and starts: it cannot tell. Other read errors keep it waiting (and
+//! `/readyz` says why), since an API server that cannot be read cannot be acted on either.
 //!
 //! Once Fledge acts, it takes over the status Flagger wrote ([`adopt_flaggers_revision`]):
 //! Flagger's revision hashes cannot be recomputed, so the revision Flagger last applied is
@@ -141,6 +143,20 @@ impl CutoverGuard {
         let mut said = String::new();
         loop {
             let verdict = self.look().await;
+            if let Err(kube::Error::Api(status)) = &verdict
+                && status.code == 403
+            {
+                // Not allowed to look: no way to tell, and refusing to ever start for want of
+                // one RBAC rule helps nobody. Said once, with the rule to add.
+                tracing::warn!(
+                    error = %status.message,
+                    "Cannot check that Flagger stopped: reading Lease {}/{FLAGGER_LEASE_NAME} is forbidden; \
+                     grant get on leases/{FLAGGER_LEASE_NAME} in {} (or set -flagger-lease-namespace to Flagger's namespace). Starting anyway",
+                    self.namespace,
+                    self.namespace
+                );
+                return;
+            }
             let Some(reason) = self.reason(&verdict) else {
                 if let Ok(FlaggerLease::Stale { holder }) = verdict {
                     tracing::info!(%holder, "Flagger's leader-election Lease is stale; starting");

@@ -97,7 +97,7 @@ async fn a_canary_mid_flight_is_taken_over_without_a_step_repeated_or_traffic_mo
         .expect("the VirtualService")
         .metadata
         .resource_version;
-    let server = format!("-metrics-server={}", istio._prometheus.url());
+    let server = format!("-metrics-server={}", istio.prometheus.url());
     let taken_over = Instant::now();
     istio.operator = istio
         .stage
