@@ -134,3 +134,83 @@ async fn a_released_flagger_lease_lets_fledge_start_at_once() {
         operator.messages()
     );
 }
+
+/// Under RBAC that does not let Fledge read Flagger's Lease, Fledge cannot tell whether a
+/// Flagger runs: it says so at warn, naming the rule to add, and starts rather than wait
+/// forever for want of one rule.
+#[tokio::test]
+async fn a_forbidden_lease_read_is_said_with_the_rule_to_add_and_fledge_starts() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use kube::api::PostParams;
+    use kube::config::Kubeconfig;
+
+    let stage = Stage::set_up(
+        "  provider: kubernetes\n  analysis: { interval: 10s, threshold: 2, iterations: 4 }\n",
+    )
+    .await;
+    let user = format!("fledge-{}", stage.ns());
+    // Everything the controller needs, and nothing in coordination.k8s.io.
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": user },
+        "rules": [{
+            "apiGroups": ["", "apps", "autoscaling", "flagger.app", "events.k8s.io"],
+            "resources": ["*"],
+            "verbs": ["*"]
+        }]
+    }))
+    .expect("a ClusterRole");
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": user },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
+    }))
+    .expect("a ClusterRoleBinding");
+    let client = stage.cluster.client();
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("the ClusterRole is created");
+    Api::<ClusterRoleBinding>::all(client)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("the ClusterRoleBinding is created");
+    // The admin's kubeconfig, acting as that user.
+    let mut kubeconfig =
+        Kubeconfig::read_from(stage.cluster.kubeconfig_path()).expect("the admin kubeconfig");
+    for named in &mut kubeconfig.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.impersonate = Some(user.clone());
+            auth.impersonate_groups = Some(vec!["system:authenticated".to_owned()]);
+        }
+    }
+    let path = stage.cluster.dir().join(format!("kubeconfig-{user}"));
+    std::fs::write(
+        &path,
+        fledge_api::yaml::to_string(&kubeconfig).expect("the kubeconfig serializes"),
+    )
+    .expect("the kubeconfig is written");
+
+    let namespace = format!("-namespace={}", stage.ns());
+    let operator = common::operator_process::Operator::spawn(
+        &path,
+        "fledge-operator",
+        &[namespace.as_str(), "-mesh-provider=kubernetes"],
+    );
+    stage
+        .cluster
+        .adopt(operator.pid())
+        .expect("the operator is recorded");
+    let said = operator
+        .wait_for_line_starting("Cannot check that Flagger stopped", Duration::from_secs(30))
+        .await;
+    assert_eq!(said["level"], "warn", "{said}");
+    let message = said["msg"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "grant get on leases/{FLAGGER_LEASE} in {}",
+            stage.ns()
+        )),
+        "{message}"
+    );
+    stage.reaches(CanaryPhase::Initialized, 60).await;
+}
