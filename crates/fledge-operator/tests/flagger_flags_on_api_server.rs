@@ -125,3 +125,41 @@ async fn a_canary_flagger_resolves_runs_with_one_warning_event() {
         recorded[0].series
     );
 }
+
+/// `-master` overrides the kubeconfig's API server address, as client-go's
+/// `BuildConfigFromFlags` does: a kubeconfig pointing nowhere still connects.
+#[tokio::test]
+async fn master_overrides_the_kubeconfigs_server() {
+    let cluster = fledge_testkit::LocalCluster::start()
+        .await
+        .expect("a local control plane");
+    cluster
+        .install_fledge_crds()
+        .await
+        .expect("Fledge's CRDs install");
+    let mut kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path())
+        .expect("the admin kubeconfig");
+    for named in &mut kubeconfig.clusters {
+        if let Some(cluster) = named.cluster.as_mut() {
+            cluster.server = Some("https://127.0.0.1:1".to_owned());
+        }
+    }
+    let path = cluster.dir().join("kubeconfig-nowhere");
+    std::fs::write(
+        &path,
+        fledge_api::yaml::to_string(&kubeconfig).expect("the kubeconfig serializes"),
+    )
+    .expect("the kubeconfig is written");
+    let master = format!("-master={}", cluster.server_url());
+    let operator = common::operator_process::Operator::spawn(
+        &path,
+        "fledge-operator",
+        &["-namespace=default", master.as_str()],
+    );
+    cluster
+        .adopt(operator.pid())
+        .expect("the operator is recorded");
+    operator
+        .wait_for_line_starting("Connected to Kubernetes API", Duration::from_secs(30))
+        .await;
+}
