@@ -1,5 +1,6 @@
 //! Flagger's flags with an effect, on a real kube-apiserver with the `fledge-operator`
-//! binary: `-no-cross-namespace-refs` and `-cluster-name`; and a Canary whose settings Flagger
+//! binary: `-no-cross-namespace-refs`, `-cluster-name`, `-slack-token`, `-slack-proxy-url`
+//! and `-master`; and a Canary whose settings Flagger
 //! resolves on its own runs, with one Warning event.
 
 mod common;
@@ -13,9 +14,10 @@ use kube::api::{Api, Patch, PatchParams};
 /// Flagger's `-no-cross-namespace-refs` and `-cluster-name` as Flagger's chart passes them: a
 /// Canary using a MetricTemplate of another namespace is refused with Flagger's message (a
 /// Warning event, `Valid=False`) and nothing is started; once it uses its own namespace's,
-/// it is initialized, and the global Slack alert names the cluster first.
+/// it is initialized, and the global Slack alert names the cluster first, goes through
+/// `-slack-proxy-url` and carries the `-slack-token` as a bearer token.
 #[tokio::test]
-async fn cross_namespace_references_are_refused_and_alerts_name_the_cluster() {
+async fn cross_namespace_references_are_refused_and_alerts_name_the_cluster_through_the_proxy() {
     let receiver = common::receiver::Receiver::start(200).await;
     let stage = Stage::set_up(
         "  provider: kubernetes\n  analysis:\n    interval: 10s\n    threshold: 2\n    iterations: 4\n    \
@@ -23,12 +25,16 @@ async fn cross_namespace_references_are_refused_and_alerts_name_the_cluster() {
          templateRef: { name: errors, namespace: monitoring }\n",
     )
     .await;
-    let slack = format!("-slack-url={}/slack", receiver.url);
+    // Slack is reached through -slack-proxy-url (the receiver, as an HTTP proxy), with the
+    // bot token of -slack-token.
+    let proxy = format!("-slack-proxy-url={}", receiver.url);
     let _operator = stage.start_operator(&[
         "-mesh-provider=kubernetes",
         "-no-cross-namespace-refs=true",
         "-cluster-name=prod-eu-1",
-        slack.as_str(),
+        "-slack-url=http://slack.invalid/api/chat.postMessage",
+        "-slack-token=xoxb-fledge-test",
+        proxy.as_str(),
     ]);
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(stage.cluster.client(), stage.ns());
@@ -68,11 +74,17 @@ async fn cross_namespace_references_are_refused_and_alerts_name_the_cluster() {
         .await
         .expect("the Canary is fixed");
     stage.reaches(CanaryPhase::Initialized, 60).await;
+    let slack = "http://slack.invalid/api/chat.postMessage";
     common::wait_until("the Slack alert", Duration::from_secs(30), || async {
-        !receiver.bodies("/slack").is_empty()
+        !receiver.bodies(slack).is_empty()
     })
     .await;
-    let alert = &receiver.bodies("/slack")[0];
+    let head = receiver.heads(slack)[0].to_ascii_lowercase();
+    assert!(
+        head.contains("authorization: bearer xoxb-fledge-test"),
+        "the bot token is sent: {head}"
+    );
+    let alert = &receiver.bodies(slack)[0];
     let fields = &alert["attachments"][0]["fields"];
     assert_eq!(fields[0]["title"], "Cluster", "{alert:#}");
     assert_eq!(fields[0]["value"], "prod-eu-1", "{alert:#}");

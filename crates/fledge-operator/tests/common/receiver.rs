@@ -14,6 +14,7 @@ pub struct Receiver {
     default_status: Arc<Mutex<u16>>,
     statuses: Arc<Mutex<HashMap<String, u16>>>,
     bodies: Arc<Mutex<Vec<(String, Value)>>>,
+    heads: Arc<Mutex<Vec<(String, String)>>>,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
 }
@@ -27,6 +28,7 @@ impl Receiver {
             default_status: Arc::new(Mutex::new(default_status)),
             statuses: Arc::new(Mutex::new(HashMap::new())),
             bodies: Arc::new(Mutex::new(Vec::new())),
+            heads: Arc::new(Mutex::new(Vec::new())),
             url,
         };
         let serving = receiver.clone();
@@ -34,9 +36,14 @@ impl Receiver {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let serving = serving.clone();
                 tokio::spawn(async move {
-                    let Some((path, body)) = read_request(&mut stream).await else {
+                    let Some((path, head, body)) = read_request(&mut stream).await else {
                         return;
                     };
+                    serving
+                        .heads
+                        .lock()
+                        .expect("not poisoned")
+                        .push((path.clone(), head));
                     let status = serving.status_of(&path);
                     serving
                         .bodies
@@ -80,6 +87,16 @@ impl Receiver {
             .unwrap_or_else(|| *self.default_status.lock().expect("not poisoned"))
     }
 
+    /// The request lines and headers of the requests to `path`, oldest first.
+    pub fn heads(&self, path: &str) -> Vec<String> {
+        let heads = self.heads.lock().expect("not poisoned");
+        heads
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
     /// The bodies POSTed to `path`, oldest first.
     pub fn bodies(&self, path: &str) -> Vec<Value> {
         let bodies = self.bodies.lock().expect("not poisoned");
@@ -92,7 +109,7 @@ impl Receiver {
 }
 
 /// Reads one request until the body announced by Content-Length is complete.
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<(String, Value)> {
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<(String, String, Value)> {
     let mut request = Vec::new();
     let mut buffer = [0_u8; 4096];
     loop {
@@ -118,7 +135,11 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<(String, Val
                     .nth(1)
                     .unwrap_or_default()
                     .to_owned();
-                return Some((path, serde_json::from_str(body).unwrap_or(Value::Null)));
+                return Some((
+                    path,
+                    head.to_owned(),
+                    serde_json::from_str(body).unwrap_or(Value::Null),
+                ));
             }
         }
     }
