@@ -560,4 +560,24 @@ mod tests {
         assert!(telemetry.readiness().is_ready());
         assert_eq!(telemetry.readiness_text(), "standby");
     }
+
+    #[test]
+    fn waiting_for_flagger_is_unready_and_says_why() {
+        let telemetry = Telemetry::new("0.1.0", "istio");
+        telemetry.set_readiness_because(
+            Readiness::WaitingForFlagger,
+            "Flagger holds its leader-election Lease".to_owned(),
+        );
+        assert!(!telemetry.readiness().is_ready());
+        assert_eq!(
+            telemetry.readiness_text(),
+            "waiting for Flagger to stop: Flagger holds its leader-election Lease"
+        );
+        telemetry.set_readiness(Readiness::Synced);
+        assert_eq!(
+            telemetry.readiness_text(),
+            "synced",
+            "the reason goes with its state"
+        );
+    }
 }
