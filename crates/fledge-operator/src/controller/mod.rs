@@ -370,10 +370,16 @@ async fn record_failed_tick(canary: Arc<Canary>, message: String, ctx: Arc<Conte
         }
         note.truncate(end);
     }
+    // The recorder folds events of one action into one series (keeping the first note):
+    // an action per error keeps each distinct error an Event of its own.
+    let action = std::hash::BuildHasher::hash_one(
+        &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+        &note,
+    );
     let event = KubeEvent {
         type_: EventType::Warning,
         reason: "Synced".to_owned(),
-        action: "TickFailed".to_owned(),
+        action: format!("TickFailed-{action:016x}"),
         note: Some(note),
         secondary: None,
     };
