@@ -29,39 +29,8 @@ const SHORTEST_BACKOFF: Duration = Duration::from_secs(4);
 
 #[tokio::test]
 async fn a_rollout_through_throttling_failing_and_broken_api_calls_takes_every_step_once() {
-    let stage = Stage::set_up(SPEC).await;
+    let (stage, _sim, _prometheus, proxy, operator) = start_through_the_proxy().await;
     let ns = stage.ns().to_owned();
-    stage
-        .cluster
-        .install_mesh_crds()
-        .await
-        .expect("Istio's CRDs install");
-    let sim = TrafficSim::start(
-        stage.cluster.client(),
-        vec![SimApp::new(&ns, "podinfo").with_rate(20.0)],
-        TrafficSimConfig::default(),
-    )
-    .await
-    .expect("the traffic simulator starts");
-    let prometheus = LocalPrometheus::start(&[sim.metrics_addr()])
-        .await
-        .expect("a local Prometheus");
-    let proxy = FaultProxy::start(&stage.cluster)
-        .await
-        .expect("the fault proxy starts");
-    let namespace = format!("-namespace={ns}");
-    let server = format!("-metrics-server={}", prometheus.url());
-    let operator = Operator::spawn(
-        proxy.kubeconfig_path(),
-        "fledge-operator",
-        &[namespace.as_str(), "-mesh-provider=istio", server.as_str()],
-    );
-    stage
-        .cluster
-        .adopt(operator.pid())
-        .expect("the operator is recorded");
-    stage.reaches(CanaryPhase::Initialized, 60).await;
-
     // From the new revision on: every third status write throttled, every second
     // VirtualService write failing, and every watch broken every 8 s.
     let status_path =
@@ -85,37 +54,7 @@ async fn a_rollout_through_throttling_failing_and_broken_api_calls_takes_every_s
             .expect("a rule")
             .share(0.5),
     );
-    stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
-    let started = Instant::now();
-    let mut broken = 0;
-    let mut last_break = Instant::now();
-    loop {
-        let canary = stage
-            .canaries
-            .get("podinfo")
-            .await
-            .expect("the Canary is read");
-        let phase = canary.status.map(|s| s.phase);
-        if phase == Some(CanaryPhase::Succeeded) {
-            break;
-        }
-        assert_ne!(
-            phase,
-            Some(CanaryPhase::Failed),
-            "{:#?}",
-            operator.messages()
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "not promoted in 5 minutes: {:#?}",
-            operator.messages()
-        );
-        if last_break.elapsed() > Duration::from_secs(8) {
-            broken += proxy.break_watches();
-            last_break = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let broken = roll_out_breaking_watches(&stage, &proxy, &operator).await;
     assert_eq!(
         stage.primary_image().await.as_deref(),
         Some("podinfo:6.0.1")
@@ -176,8 +115,93 @@ async fn a_rollout_through_throttling_failing_and_broken_api_calls_takes_every_s
         "{warnings:#?}"
     );
 
-    // Backoff: every failed tick says when it is tried again, and nothing of that canary is
-    // written before then (the next status write comes at least the shortest backoff later).
+    assert_backoff_is_kept(&operator, &proxy);
+}
+
+/// The stage with Istio's schemas, traffic and Prometheus, the fault proxy, and the operator
+/// binary talking through it, the canary initialized.
+async fn start_through_the_proxy() -> (Stage, TrafficSim, LocalPrometheus, FaultProxy, Operator) {
+    let stage = Stage::set_up(SPEC).await;
+    let ns = stage.ns().to_owned();
+    stage
+        .cluster
+        .install_mesh_crds()
+        .await
+        .expect("Istio's CRDs install");
+    let sim = TrafficSim::start(
+        stage.cluster.client(),
+        vec![SimApp::new(&ns, "podinfo").with_rate(20.0)],
+        TrafficSimConfig::default(),
+    )
+    .await
+    .expect("the traffic simulator starts");
+    let prometheus = LocalPrometheus::start(&[sim.metrics_addr()])
+        .await
+        .expect("a local Prometheus");
+    let proxy = FaultProxy::start(&stage.cluster)
+        .await
+        .expect("the fault proxy starts");
+    let namespace = format!("-namespace={ns}");
+    let server = format!("-metrics-server={}", prometheus.url());
+    let operator = Operator::spawn(
+        proxy.kubeconfig_path(),
+        "fledge-operator",
+        &[namespace.as_str(), "-mesh-provider=istio", server.as_str()],
+    );
+    stage
+        .cluster
+        .adopt(operator.pid())
+        .expect("the operator is recorded");
+    stage.reaches(CanaryPhase::Initialized, 60).await;
+
+    (stage, sim, prometheus, proxy, operator)
+}
+
+/// Applies a new image and waits for the promotion, breaking every watch every 8 s; how
+/// many watches were broken.
+async fn roll_out_breaking_watches(
+    stage: &Stage,
+    proxy: &FaultProxy,
+    operator: &Operator,
+) -> usize {
+    stage.kubectl_apply(podinfo("podinfo:6.0.1", None)).await;
+    let started = Instant::now();
+    let mut broken = 0;
+    let mut last_break = Instant::now();
+    loop {
+        let canary = stage
+            .canaries
+            .get("podinfo")
+            .await
+            .expect("the Canary is read");
+        let phase = canary.status.map(|s| s.phase);
+        if phase == Some(CanaryPhase::Succeeded) {
+            break;
+        }
+        assert_ne!(
+            phase,
+            Some(CanaryPhase::Failed),
+            "{:#?}",
+            operator.messages()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not promoted in 5 minutes: {:#?}",
+            operator.messages()
+        );
+        if last_break.elapsed() > Duration::from_secs(8) {
+            broken += proxy.break_watches();
+            last_break = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    broken
+}
+
+/// Every failed tick says when it is tried again, and nothing of that canary is written
+/// before then: the next write comes at least the shortest backoff after a failed one.
+fn assert_backoff_is_kept(operator: &Operator, proxy: &FaultProxy) {
+    let told = operator.messages();
     let failed_ticks: Vec<u64> = operator
         .lines()
         .iter()
@@ -202,7 +226,7 @@ async fn a_rollout_through_throttling_failing_and_broken_api_calls_takes_every_s
         if let Some(next) = writes.get(at + 1) {
             let waited = next.at - failed.at;
             assert!(
-                waited >= SHORTEST_BACKOFF - Duration::from_millis(100),
+                waited >= SHORTEST_BACKOFF.saturating_sub(Duration::from_millis(100)),
                 "a write {waited:?} after a failed one ({} {} {})",
                 failed.method,
                 failed.path,

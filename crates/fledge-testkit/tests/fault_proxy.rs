@@ -19,7 +19,27 @@ async fn the_proxy_forwards_answers_faults_breaks_watches_and_counts() {
         .expect("the control plane starts");
     let proxy = FaultProxy::start(&cluster).await.expect("the proxy starts");
     let namespaces: Api<Namespace> = Api::all(proxy.client());
+    let config_maps = forwards_with_the_clients_token(&proxy, &namespaces).await;
+    answers_a_share_with_server_errors(&proxy, &namespaces).await;
+    throttles_with_retry_after(&proxy, &namespaces).await;
+    holds_blackholed_requests(&proxy, &namespaces).await;
+    breaks_open_watches(&proxy, &config_maps).await;
+    assert_eq!(
+        proxy.counters(),
+        FaultCounters {
+            forwarded: 8,
+            too_many_requests: 2,
+            server_errors: 2,
+            blackholed: 1,
+            watches_broken: 1,
+        }
+    );
+}
 
+async fn forwards_with_the_clients_token(
+    proxy: &FaultProxy,
+    namespaces: &Api<Namespace>,
+) -> Api<ConfigMap> {
     // Forwarded with the client's token: the admin writes and reads.
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some("through-the-proxy".to_owned());
@@ -46,6 +66,10 @@ async fn the_proxy_forwards_answers_faults_breaks_watches_and_counts() {
         .expect("a write through the proxy");
     assert_eq!(proxy.counters().forwarded, 3);
 
+    config_maps
+}
+
+async fn answers_a_share_with_server_errors(proxy: &FaultProxy, namespaces: &Api<Namespace>) {
     // 500 to every second list: the client sees the API server's Status, code 500.
     let half = proxy.add(
         FaultRule::new("GET", NAMESPACES, Fault::ServerError { status: 500 })
@@ -63,7 +87,9 @@ async fn the_proxy_forwards_answers_faults_breaks_watches_and_counts() {
     assert_eq!(codes, [200, 500, 200, 500]);
     assert_eq!(proxy.answered(half), 2);
     proxy.remove(half);
+}
 
+async fn throttles_with_retry_after(proxy: &FaultProxy, namespaces: &Api<Namespace>) {
     // 429 with Retry-After: 1 to the next two lists; kube's client waits as asked and retries.
     let throttle = proxy.add(
         FaultRule::new(
@@ -94,7 +120,9 @@ async fn the_proxy_forwards_answers_faults_breaks_watches_and_counts() {
         .collect();
     assert_eq!(throttled.len(), 2);
     assert!(throttled[1].at - throttled[0].at >= Duration::from_secs(1));
+}
 
+async fn holds_blackholed_requests(proxy: &FaultProxy, namespaces: &Api<Namespace>) {
     // A blackhole holds requests until the rule goes; then they are answered 503 (which
     // kube's client retries, now forwarded).
     let hole = proxy.add(FaultRule::new("*", NAMESPACES, Fault::Blackhole).expect("a rule"));
@@ -113,7 +141,9 @@ async fn the_proxy_forwards_answers_faults_breaks_watches_and_counts() {
         Some(0),
         "blackholed, never answered by a rule"
     );
+}
 
+async fn breaks_open_watches(proxy: &FaultProxy, config_maps: &Api<ConfigMap>) {
     // An open watch breaks mid-stream: the client's stream ends with an error.
     let mut watch = config_maps
         .watch(&WatchParams::default(), "0")
@@ -136,14 +166,4 @@ async fn the_proxy_forwards_answers_faults_breaks_watches_and_counts() {
     })
     .await;
     assert!(ended.is_ok(), "the broken watch ends");
-    assert_eq!(
-        proxy.counters(),
-        FaultCounters {
-            forwarded: 8,
-            too_many_requests: 2,
-            server_errors: 2,
-            blackholed: 1,
-            watches_broken: 1,
-        }
-    );
 }
