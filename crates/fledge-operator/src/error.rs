@@ -197,6 +197,30 @@ impl Error {
         None
     }
 
+    /// Whether the API server throttled (429), failed (5xx) or could not be reached: a fault
+    /// of the server, not of the canary, so its retries are paced by the backoff alone.
+    pub fn is_api_fault(&self) -> bool {
+        if let Some(status) = self.api_status() {
+            return status.code == 429 || status.code >= 500;
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            let kube_error = error.downcast_ref::<kube::Error>().or_else(|| {
+                error
+                    .downcast_ref::<Box<kube::Error>>()
+                    .map(std::convert::AsRef::as_ref)
+            });
+            if matches!(
+                kube_error,
+                Some(kube::Error::HyperError(_) | kube::Error::Service(_))
+            ) {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
+
     /// How long a throttling API server (429) asked the client to wait, from the Status'
     /// `details.retryAfterSeconds` (kube surfaces the body, not the `Retry-After` header,
     /// which the API server sets to the same value).
@@ -261,5 +285,26 @@ mod tests {
         );
         assert_eq!(failed.retry_after(), None);
         assert_eq!(failed.api_status().map(|s| s.code), Some(500));
+        assert!(failed.is_api_fault() && direct.is_api_fault() && routed.is_api_fault());
+        let refused = Error::kube(
+            "patch",
+            "Canary",
+            "test",
+            "podinfo",
+            kube::Error::Api(Box::new(kube::core::Status {
+                code: 422,
+                ..kube::core::Status::default()
+            })),
+        );
+        assert!(
+            !refused.is_api_fault(),
+            "an invalid object is the canary's problem"
+        );
+        let missing = Error::MissingConfig {
+            kind: "configmap",
+            namespace: "test".to_owned(),
+            name: "podinfo-config".to_owned(),
+        };
+        assert!(!missing.is_api_fault());
     }
 }

@@ -4,8 +4,10 @@
 //! a workload write fails, and so on. The canary is tried again after 5 s, then 10 s, 20 s,
 //! ... up to 5 min, each ±20 % (so canaries that failed together do not retry together),
 //! and never before the `Retry-After` a throttling API server asked for. The count starts
-//! over at the canary's next successful tick. Watch events in between do not tick a canary
-//! that is backing off, unless its spec changed or its deletion started. Each distinct error
+//! over at the canary's next successful tick. After a fault of the API server (429, 5xx,
+//! unreachable) watch events in between do not tick the canary, unless its spec changed or
+//! its deletion started; after another error (a missing ConfigMap, say) the watch event that
+//! brings the fix ticks it at once. Each distinct error
 //! becomes a Warning event on the Canary at most once per [`EVENT_INTERVAL`].
 
 use std::collections::HashMap;
@@ -58,6 +60,8 @@ struct Failing {
     /// either ticks it at once.
     generation: Option<i64>,
     deleting: bool,
+    /// Whether watch events wait for the retry too (after a fault of the API server).
+    hold: bool,
 }
 
 /// What a failed tick leads to.
@@ -84,13 +88,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Backoffs {
-    /// Records a failed tick of `canary` (of `generation`, `deleting` or not) on `error`,
-    /// at `now`; the server asked to wait `retry_after`.
+    /// Records a failed tick of `canary` on `error` at `now`; the server asked to wait
+    /// `retry_after`; `hold`: watch events wait for the retry too (a fault of the API server).
     pub fn failed(
         &self,
         canary: &Canary,
         error: &str,
         retry_after: Option<Duration>,
+        hold: bool,
         now: Instant,
     ) -> Retry {
         let key = ObjectRef::from_obj(canary);
@@ -108,6 +113,7 @@ impl Backoffs {
                     retry_at: now + after,
                     generation: canary.metadata.generation,
                     deleting: canary.metadata.deletion_timestamp.is_some(),
+                    hold,
                 },
             );
             (failures, after)
@@ -127,10 +133,13 @@ impl Backoffs {
     }
 
     /// How long `canary` must still wait before it may tick at `now`; `None` when it is not
-    /// backing off, its wait is over, or it changed (spec or deletion) since it failed.
+    /// held (not backing off, or after an error a watch event may fix), its wait is over, or
+    /// it changed (spec or deletion) since it failed.
     pub fn holding(&self, canary: &Canary, now: Instant) -> Option<Duration> {
         let failing = lock(&self.failing);
-        let failed = failing.get(&ObjectRef::from_obj(canary))?;
+        let failed = failing
+            .get(&ObjectRef::from_obj(canary))
+            .filter(|f| f.hold)?;
         let changed = failed.generation != canary.metadata.generation
             || failed.deleting != canary.metadata.deletion_timestamp.is_some();
         if changed {
@@ -233,7 +242,7 @@ mod tests {
         let podinfo = canary(1);
         let key = ObjectRef::from_obj(&podinfo);
         let start = Instant::now();
-        let first = backoffs.failed(&podinfo, "patch: 500", None, start);
+        let first = backoffs.failed(&podinfo, "patch: 500", None, true, start);
         assert_eq!(first.failures, 1);
         assert!(first.record_event);
         assert!((4 * S..=6 * S).contains(&first.after), "{:?}", first.after);
@@ -245,7 +254,7 @@ mod tests {
             "the wait is over"
         );
 
-        let second = backoffs.failed(&podinfo, "patch: 500", None, start + 7 * S);
+        let second = backoffs.failed(&podinfo, "patch: 500", None, true, start + 7 * S);
         assert_eq!(second.failures, 2);
         assert!(
             (8 * S..=12 * S).contains(&second.after),
@@ -256,14 +265,14 @@ mod tests {
             !second.record_event,
             "the same error within 5 minutes is not recorded again"
         );
-        let other = backoffs.failed(&podinfo, "patch: 429", Some(30 * S), start + 8 * S);
+        let other = backoffs.failed(&podinfo, "patch: 429", Some(30 * S), true, start + 8 * S);
         assert!(other.record_event, "a distinct error is");
         assert!(
             other.after >= 30 * S,
             "Retry-After is honoured: {:?}",
             other.after
         );
-        let later = backoffs.failed(&podinfo, "patch: 500", None, start + 400 * S);
+        let later = backoffs.failed(&podinfo, "patch: 500", None, true, start + 400 * S);
         assert!(later.record_event, "5 minutes later it is recorded again");
         assert_eq!(later.failures, 4);
 
@@ -279,8 +288,15 @@ mod tests {
 
         backoffs.succeeded(&key);
         assert_eq!(backoffs.holding(&podinfo, start + 401 * S), None);
-        let again = backoffs.failed(&podinfo, "patch: 503", None, start + 402 * S);
+        let again = backoffs.failed(&podinfo, "patch: 503", None, true, start + 402 * S);
         assert_eq!(again.failures, 1, "the count starts over after a success");
+        let missing = backoffs.failed(&podinfo, "configmap missing", None, false, start + 403 * S);
+        assert_eq!(missing.failures, 2, "backing off all the same");
+        assert_eq!(
+            backoffs.holding(&podinfo, start + 404 * S),
+            None,
+            "the watch event that brings the fix ticks at once"
+        );
 
         backoffs.forget(&key);
         assert!(

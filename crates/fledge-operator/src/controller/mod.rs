@@ -301,8 +301,8 @@ pub(crate) fn warn_watch_failed(kind: &str, error: &watcher::Error) {
     tracing::warn!(%kind, %error, "watch of {kind} failed; retrying: {error}");
 }
 
-/// One tick of `canary`, unless it is backing off after failed ticks (then it waits for its
-/// retry, however many watch events come); a successful tick ends its backoff.
+/// One tick of `canary`, unless it is backing off after a fault of the API server (then it
+/// waits for its retry, however many watch events come); a successful tick ends its backoff.
 async fn tick_unless_backing_off(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Requeue> {
     if let Some(wait) = ctx.backoffs.holding(&canary, std::time::Instant::now()) {
         return Ok(Requeue::requeue(wait));
@@ -339,6 +339,7 @@ fn error_policy(canary: Arc<Canary>, error: &Error, ctx: Arc<Context>) -> Requeu
         &canary,
         &message,
         error.retry_after(),
+        error.is_api_fault(),
         std::time::Instant::now(),
     );
     tracing::error!(
