@@ -209,6 +209,10 @@ fn assert_backoff_is_kept(operator: &Operator, proxy: &FaultProxy) {
         .filter_map(|l| l["retry_in_ms"].as_u64())
         .collect();
     assert!(!failed_ticks.is_empty(), "{told:#?}");
+    eprintln!(
+        "failed ticks retried after {failed_ticks:?} ms; the proxy answered {:?}",
+        proxy.counters()
+    );
     assert!(
         failed_ticks.iter().all(|ms| *ms >= 4000),
         "{failed_ticks:?}"
