@@ -186,11 +186,133 @@ impl Error {
         }
     }
 
+    /// The API server's answer behind this error, if a request to it failed with one (also
+    /// through a router's or the notifier's error).
+    pub fn api_status(&self) -> Option<&kube::core::Status> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            // Errors hold kube's error itself or boxed.
+            let kube_error = error.downcast_ref::<kube::Error>().or_else(|| {
+                error
+                    .downcast_ref::<Box<kube::Error>>()
+                    .map(std::convert::AsRef::as_ref)
+            });
+            if let Some(kube::Error::Api(status)) = kube_error {
+                return Some(status);
+            }
+            cause = error.source();
+        }
+        None
+    }
+
+    /// Whether the API server throttled (429), failed (5xx) or could not be reached: a fault
+    /// of the server, not of the canary, so its retries are paced by the backoff alone.
+    pub fn is_api_fault(&self) -> bool {
+        if let Some(status) = self.api_status() {
+            return status.code == 429 || status.code >= 500;
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            let kube_error = error.downcast_ref::<kube::Error>().or_else(|| {
+                error
+                    .downcast_ref::<Box<kube::Error>>()
+                    .map(std::convert::AsRef::as_ref)
+            });
+            if matches!(
+                kube_error,
+                Some(kube::Error::HyperError(_) | kube::Error::Service(_))
+            ) {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
+
+    /// How long a throttling API server (429) asked the client to wait, from the Status'
+    /// `details.retryAfterSeconds` (kube surfaces the body, not the `Retry-After` header,
+    /// which the API server sets to the same value).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        let status = self.api_status().filter(|s| s.code == 429)?;
+        let seconds = status.details.as_ref()?.retry_after_seconds;
+        (seconds > 0).then(|| std::time::Duration::from_secs(u64::from(seconds)))
+    }
+
     /// A [`Error::Json`] about `what`.
     pub(crate) fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
         Self::Json {
             what: what.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttled(retry_after_seconds: u32) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code: 429,
+            reason: "TooManyRequests".to_owned(),
+            details: serde_json::from_value(serde_json::json!({
+                "retryAfterSeconds": retry_after_seconds
+            }))
+            .ok(),
+            ..kube::core::Status::default()
+        }))
+    }
+
+    #[test]
+    fn a_throttled_request_says_how_long_to_wait_also_through_a_router() {
+        let direct = Error::kube("patch", "Canary", "test", "podinfo", throttled(7));
+        assert_eq!(
+            direct.retry_after(),
+            Some(std::time::Duration::from_secs(7))
+        );
+        let routed = Error::Router(fledge_router::Error::Kube {
+            verb: "apply",
+            kind: "Service".to_owned(),
+            namespace: "test".to_owned(),
+            name: "podinfo".to_owned(),
+            source: Box::new(throttled(3)),
+        });
+        assert_eq!(
+            routed.retry_after(),
+            Some(std::time::Duration::from_secs(3))
+        );
+        let failed = Error::kube(
+            "patch",
+            "Canary",
+            "test",
+            "podinfo",
+            kube::Error::Api(Box::new(kube::core::Status {
+                code: 500,
+                ..kube::core::Status::default()
+            })),
+        );
+        assert_eq!(failed.retry_after(), None);
+        assert_eq!(failed.api_status().map(|s| s.code), Some(500));
+        assert!(failed.is_api_fault() && direct.is_api_fault() && routed.is_api_fault());
+        let refused = Error::kube(
+            "patch",
+            "Canary",
+            "test",
+            "podinfo",
+            kube::Error::Api(Box::new(kube::core::Status {
+                code: 422,
+                ..kube::core::Status::default()
+            })),
+        );
+        assert!(
+            !refused.is_api_fault(),
+            "an invalid object is the canary's problem"
+        );
+        let missing = Error::MissingConfig {
+            kind: "configmap",
+            namespace: "test".to_owned(),
+            name: "podinfo-config".to_owned(),
+        };
+        assert!(!missing.is_api_fault());
     }
 }

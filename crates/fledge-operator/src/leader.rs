@@ -9,6 +9,15 @@
 //! renews every retry period; when it cannot renew for the renew deadline, it has lost the
 //! Lease and the process exits (as Flagger does), well before another replica may take over.
 //! On SIGTERM the leader releases the Lease so that a standby takes over at once.
+//!
+//! The guarantee: another replica takes over no sooner than the lease duration after it saw
+//! the leader's last renewal, which the API server wrote after the leader sent it. The
+//! leader counts its renew deadline from the moment it *sent* that renewal, on its own
+//! monotonic clock, and waits for no request past that deadline (a hung renewal is given
+//! up at it); the renew deadline is shorter than the lease duration, so the leader has
+//! stopped before anyone may take over. The Lease is read and written through its own client
+//! ([`crate::cluster::connect_for_leases`]): no rate limit shared with the controller's
+//! traffic, its own connections, timeouts of the renew deadline.
 
 use std::hash::BuildHasher;
 use std::time::Duration;
@@ -145,6 +154,9 @@ pub struct LeaderElector {
     observed: Option<(LeaseRecord, Instant)>,
     /// The last leader reported in the log.
     reported: Option<String>,
+    /// When the last successful acquisition or renewal was sent (before the API server
+    /// wrote it, so before any other replica can have seen it).
+    renewed: Option<Instant>,
 }
 
 impl std::fmt::Debug for LeaderElector {
@@ -164,6 +176,7 @@ impl LeaderElector {
             settings,
             observed: None,
             reported: None,
+            renewed: None,
         }
     }
 
@@ -177,6 +190,7 @@ impl LeaderElector {
     /// # Errors
     /// The API server's error, other than a conflict (which is [`Attempt::Raced`]).
     pub async fn try_acquire_or_renew(&mut self) -> Result<Attempt, kube::Error> {
+        let sent = Instant::now();
         let lease = self.api.get_opt(&self.settings.lease_name).await?;
         let now = Instant::now();
         let record = lease.as_ref().map(LeaseRecord::of);
@@ -218,6 +232,7 @@ impl LeaderElector {
         match written {
             Ok(lease) => {
                 self.observed = Some((LeaseRecord::of(&lease), now));
+                self.renewed = Some(sent);
                 let identity = self.settings.identity.clone();
                 self.report(&identity);
                 Ok(Attempt::Leading)
@@ -279,26 +294,29 @@ impl LeaderElector {
     /// Renews the Lease every retry period for as long as this replica leads; returns why
     /// it stopped leading: another replica holds the Lease, or it could not be renewed
     /// within the renew deadline.
+    ///
+    /// It returns at the latest at the renew deadline after the last successful renewal was
+    /// sent: no sleep and no request outlasts that moment.
     pub async fn keep_leading(&mut self) -> String {
-        let mut renewed = Instant::now();
+        let since = Instant::now();
         loop {
-            tokio::time::sleep(self.settings.retry_period).await;
-            let left = self
-                .settings
-                .renew_deadline
-                .saturating_sub(renewed.elapsed());
-            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
-                Ok(Ok(Attempt::Leading)) => renewed = Instant::now(),
-                Ok(Ok(Attempt::Following(holder))) => {
-                    return format!("{holder} holds the Lease");
-                }
-                // A conflict or a request past the deadline: try again while time is left.
-                Ok(Ok(Attempt::Raced)) | Err(_) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "cannot renew the leader-election Lease");
+            let deadline = self.renewed.unwrap_or(since) + self.settings.renew_deadline;
+            let next = (Instant::now() + self.settings.retry_period).min(deadline);
+            tokio::time::sleep_until(next).await;
+            if Instant::now() < deadline {
+                match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
+                    Ok(Ok(Attempt::Following(holder))) => {
+                        return format!("{holder} holds the Lease");
+                    }
+                    // Renewed, a conflict, or a request cut at the deadline: look again.
+                    Ok(Ok(Attempt::Leading | Attempt::Raced)) | Err(_) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "cannot renew the leader-election Lease");
+                    }
                 }
             }
-            if renewed.elapsed() >= self.settings.renew_deadline {
+            let deadline = self.renewed.unwrap_or(since) + self.settings.renew_deadline;
+            if Instant::now() >= deadline {
                 return format!(
                     "the Lease was not renewed for {}s",
                     self.settings.renew_deadline.as_secs_f64()

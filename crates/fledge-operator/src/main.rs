@@ -139,7 +139,9 @@ async fn connect_and_run(
             settings.lease_name,
             settings.namespace
         );
-        let mut candidate = LeaderElector::new(client.clone(), settings);
+        // Its own client: renewals never wait behind the controller's traffic.
+        let lease_client = cluster::connect_for_leases(config, &telemetry).await?;
+        let mut candidate = LeaderElector::new(lease_client, settings);
         telemetry.set_readiness(Readiness::Standby);
         tokio::select! {
             () = candidate.acquire() => {}

@@ -268,7 +268,8 @@ async fn electors_share_one_lease_on_a_real_api_server() {
     );
 
     // b stops renewing: a waits the lease's duration from when it saw b's last renewal,
-    // then takes over; b, renewing again, finds it lost the Lease.
+    // then takes over; b, whose last renewal is older than its renew deadline, stops leading
+    // at once without asking, and asking finds a holding the Lease.
     let started = Instant::now();
     a.acquire().await;
     let waited = started.elapsed();
@@ -278,8 +279,12 @@ async fn electors_share_one_lease_on_a_real_api_server() {
     );
     let lease = leases.get(LEASE).await.expect("the Lease");
     assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(1));
-    let lost = tokio::time::timeout(Duration::from_secs(5), b.keep_leading()).await;
-    assert_eq!(lost.as_deref(), Ok("a holds the Lease"));
+    let lost = tokio::time::timeout(Duration::from_millis(100), b.keep_leading()).await;
+    assert_eq!(lost.as_deref(), Ok("the Lease was not renewed for 1.5s"));
+    assert_eq!(
+        b.try_acquire_or_renew().await.expect("b asks"),
+        Attempt::Following("a".to_owned())
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,13 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 
 use crate::error::{Error, Result};
 
+/// The file name of the serving certificate in the directory [`ApiServerPki::generate`]
+/// writes to (valid for `127.0.0.1` and `localhost`, so a proxy on loopback may serve it too).
+pub const SERVING_CERT_FILE: &str = "apiserver.crt";
+
+/// The file name of the serving certificate's key.
+pub const SERVING_KEY_FILE: &str = "apiserver.key";
+
 /// The files written for one API server.
 #[derive(Debug, Clone)]
 pub struct ApiServerPki {
@@ -68,8 +75,8 @@ impl ApiServerPki {
 
         let pki = Self {
             ca_cert: dir.join("ca.crt"),
-            serving_cert: dir.join("apiserver.crt"),
-            serving_key: dir.join("apiserver.key"),
+            serving_cert: dir.join(SERVING_CERT_FILE),
+            serving_key: dir.join(SERVING_KEY_FILE),
             service_account_key: dir.join("sa.key"),
             service_account_public_key: dir.join("sa.pub"),
             token_file: dir.join("tokens.csv"),

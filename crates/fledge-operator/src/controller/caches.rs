@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use fledge_api::{AlertProvider, Canary, MetricTemplate};
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -81,10 +81,12 @@ where
         None => Api::all(client.clone()),
     };
     let (reader, writer) = reflector::store();
+    let kind = K::kind(&()).into_owned();
     let stream = reflector::reflector(
         writer,
         watcher(api, watcher::Config::default()).default_backoff(),
     )
+    .inspect_err(move |error| crate::controller::warn_watch_failed(&kind, error))
     .applied_objects()
     .boxed();
     (reader, stream)

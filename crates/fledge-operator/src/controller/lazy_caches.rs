@@ -145,7 +145,7 @@ impl LazyCaches {
                             }
                         }
                         Ok(_) => {}
-                        Err(error) => tracing::debug!(%kind, %error, "watch"),
+                        Err(error) => crate::controller::warn_watch_failed(&kind, &error),
                     }
                     std::future::ready(())
                 })

@@ -5,6 +5,7 @@
 
 mod actions;
 pub mod alerts;
+pub mod backoff;
 pub mod caches;
 pub mod canary_index;
 pub mod check_budget;
@@ -19,7 +20,6 @@ pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fledge_api::{AlertProvider, Canary, MetricTemplate};
 use futures::{StreamExt, TryStreamExt};
@@ -27,7 +27,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::Api;
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -39,8 +39,8 @@ use crate::workload::config_tracking::ConfigKind;
 use caches::{Caches, reflect};
 use tick::Pacing;
 
-/// How long after a failed tick the canary is tried again.
-const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
+/// The longest note of a Kubernetes Event (events.k8s.io/v1 refuses more than 1 KB).
+const MAX_EVENT_NOTE: usize = 1000;
 
 /// What every tick shares.
 pub struct Context {
@@ -76,9 +76,11 @@ pub struct Context {
     pub cluster_name: String,
     /// `-no-cross-namespace-refs`: refuse references to other namespaces.
     pub no_cross_namespace_refs: bool,
-    /// The validation warnings already recorded, as `namespace/name: warning`: each is one
-    /// Warning event per process, not one per tick.
+    /// The validation warnings already recorded (each message names its canary): each is
+    /// one Warning event per process, not one per tick.
     pub warned: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The backoff of canaries whose ticks fail, and their recently recorded errors.
+    pub backoffs: backoff::Backoffs,
 }
 
 impl Context {
@@ -176,9 +178,15 @@ pub async fn run_with(
     let canary_events = watcher(canaries, watcher::Config::default())
         .default_backoff()
         .inspect_ok({
-            let index = index.clone();
-            move |event| index.apply(event)
+            let (index, ctx) = (index.clone(), ctx.clone());
+            move |event| {
+                index.apply(event);
+                if let watcher::Event::Delete(canary) = event {
+                    ctx.backoffs.forget(&ObjectRef::from_obj(canary));
+                }
+            }
         })
+        .inspect_err(|error| warn_watch_failed("Canary", error))
         .reflect(writer)
         .applied_objects();
     let controller = Controller::for_stream(canary_events, store.clone());
@@ -224,8 +232,10 @@ pub async fn run_with(
         })
         .reconcile_on(touched_canaries)
         .graceful_shutdown_on(shutdown)
-        .run(tick::reconcile, error_policy, ctx)
+        .run(tick_unless_backing_off, error_policy, ctx)
         .for_each(|result| async move {
+            // Failed ticks are logged by `error_policy`, failed watches where they are
+            // watched (at warn, with their kind).
             if let Err(error) = result {
                 tracing::debug!(%error, "reconcile failed");
             }
@@ -292,7 +302,28 @@ async fn context(
         cluster_name: config.cluster_name.trim().to_owned(),
         no_cross_namespace_refs: config.no_cross_namespace_refs,
         warned: std::sync::Mutex::default(),
+        backoffs: backoff::Backoffs::default(),
     })
+}
+
+/// Logs a failed watch of `kind` (the watcher retries with its own backoff; until then the
+/// cache of `kind` may be stale).
+pub(crate) fn warn_watch_failed(kind: &str, error: &watcher::Error) {
+    tracing::warn!(%kind, %error, "watch of {kind} failed; retrying: {error}");
+}
+
+/// One tick of `canary`, unless it is backing off after a fault of the API server (then it
+/// waits for its retry, however many watch events come); a successful tick ends its backoff.
+async fn tick_unless_backing_off(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Requeue> {
+    if let Some(wait) = ctx.backoffs.holding(&canary, std::time::Instant::now()) {
+        return Ok(Requeue::requeue(wait));
+    }
+    let key = ObjectRef::from_obj(canary.as_ref());
+    let ticked = tick::reconcile(canary, ctx.clone()).await;
+    if ticked.is_ok() {
+        ctx.backoffs.succeeded(&key);
+    }
+    ticked
 }
 
 /// Logs `Watch caches synced` once every cache of dependencies holds its initial list, and
@@ -304,7 +335,9 @@ async fn announce_synced(caches: Caches, telemetry: Arc<crate::telemetry::Teleme
     }
 }
 
-/// A failed tick is logged with the canary's name and retried shortly.
+/// A failed tick is logged with the canary's name, recorded as a Warning event on the
+/// Canary (each distinct error at most every 5 minutes), and retried after the canary's
+/// backoff (see [`backoff`]).
 #[allow(
     clippy::needless_pass_by_value,
     reason = "the signature kube-runtime's Controller::run calls"
@@ -312,9 +345,58 @@ async fn announce_synced(caches: Caches, telemetry: Arc<crate::telemetry::Teleme
 fn error_policy(canary: Arc<Canary>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let name = canary.metadata.name.clone().unwrap_or_default();
     let namespace = canary.metadata.namespace.clone().unwrap_or_default();
-    tracing::error!(%name, %namespace, error = %error, "{name}.{namespace} tick failed: {error}");
+    let message = error.to_string();
+    let retry = ctx.backoffs.failed(
+        &canary,
+        &message,
+        error.retry_after(),
+        error.is_api_fault(),
+        std::time::Instant::now(),
+    );
+    tracing::error!(
+        %name,
+        %namespace,
+        error = %message,
+        failures = retry.failures,
+        retry_in_ms = retry.after.as_millis() as u64,
+        "{name}.{namespace} tick failed: {message}"
+    );
     if canary.metadata.deletion_timestamp.is_some() {
         ctx.pacing.forget(&ObjectRef::from_obj(canary.as_ref()));
     }
-    Requeue::requeue(RETRY_AFTER_ERROR)
+    if retry.record_event {
+        // error_policy is synchronous; the event is written beside the controller.
+        tokio::spawn(record_failed_tick(canary, message, ctx));
+    }
+    Requeue::requeue(retry.after)
+}
+
+/// Records a failed tick as a Warning event on its Canary, as Flagger records a failed
+/// reconcile (reason `Synced`, the error as the message).
+async fn record_failed_tick(canary: Arc<Canary>, message: String, ctx: Arc<Context>) {
+    let mut note = message;
+    if note.len() > MAX_EVENT_NOTE {
+        let mut end = MAX_EVENT_NOTE;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+    }
+    // The recorder folds events of one action into one series (keeping the first note):
+    // an action per error keeps each distinct error an Event of its own.
+    let action = std::hash::BuildHasher::hash_one(
+        &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+        &note,
+    );
+    let event = KubeEvent {
+        type_: EventType::Warning,
+        reason: "Synced".to_owned(),
+        action: format!("TickFailed-{action:016x}"),
+        note: Some(note),
+        secondary: None,
+    };
+    let reference = kube::Resource::object_ref(canary.as_ref(), &());
+    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+        tracing::warn!(%error, "cannot record the failed tick as an event");
+    }
 }
