@@ -396,13 +396,27 @@ async fn refresh_all(state: &Mutex<State>, client: &kube::Client) {
         .map(|s| s.apps.iter().map(|a| a.app.clone()).collect())
         .unwrap_or_default();
     for app in apps {
-        // Routes first, then the versions: an operator routes to a version only once it is
-        // ready and scales one down only after routing away from it, so versions read after
-        // the routes are never older than the routes (the other order sends requests to a
-        // version the sim still believes unready, for up to one refresh).
-        let routes = read_routes(client, &app).await;
-        let primary = behaviour(client, &app.namespace, &format!("{}-primary", app.target)).await;
-        let canary = behaviour(client, &app.namespace, &app.target).await;
+        // One consistent snapshot: routes, then the versions, then the routes again, read
+        // anew while the routes moved in between. An operator routes to a version only once
+        // it is ready and scales one down only after routing away from it, but the two writes
+        // come milliseconds apart: routes read before a move combined with versions read after
+        // the scale-down that followed it would send requests to a version already gone (and
+        // the other order to one the sim still believes unready), for a whole refresh.
+        let mut routes = read_routes(client, &app).await;
+        let mut attempts = 0;
+        let (primary, canary) = loop {
+            let primary =
+                behaviour(client, &app.namespace, &format!("{}-primary", app.target)).await;
+            let canary = behaviour(client, &app.namespace, &app.target).await;
+            let again = read_routes(client, &app).await;
+            // Route tables hold regexes, which have no equality; their Debug text is exact.
+            let moved = format!("{again:?}") != format!("{routes:?}");
+            routes = again;
+            attempts += 1;
+            if !moved || attempts >= 5 {
+                break (primary, canary);
+            }
+        };
         let routes = routes.unwrap_or_else(|| {
             // Nothing routes yet: the user's own Service selects the target's pods, unless a
             // serving primary exists (a router the sim does not read).
