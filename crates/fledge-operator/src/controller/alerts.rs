@@ -98,7 +98,7 @@ impl ProviderDirectory for CachedDirectory {
     ) -> std::result::Result<Option<ProviderSecret>, LookupError> {
         let data = self
             .caches
-            .secret_data(&self.client, namespace, name)
+            .secret_data(namespace, name)
             .await?;
         Ok(data.map(|data| ProviderSecret::new(name, data)))
     }
