@@ -56,7 +56,8 @@ impl TouchSender {
         if !fresh {
             return true;
         }
-        self.sender.send(touched).await.is_ok()
+        // `feed`, not `send`: a send would also wait for room after the touch is queued.
+        self.sender.feed(touched).await.is_ok()
     }
 }
 

@@ -43,8 +43,8 @@ struct Inner {
 
 #[derive(Default)]
 struct Entry {
-    /// What the last read found (`Some(None)`: the Secret did not exist); `None`: not read yet.
-    read: Option<Option<Arc<Secret>>>,
+    /// What the last read found; `None`: not read yet.
+    read: Option<Read>,
     /// What the metadata watch last said of it; `None`: nothing yet.
     seen: Option<Seen>,
     /// Canaries whose target's pod template uses it: ticked when it changes.
@@ -53,6 +53,28 @@ struct Entry {
     copying: HashSet<ObjectRef<Canary>>,
     /// Whether a MetricTemplate or an AlertProvider names it as credentials.
     credentials: bool,
+}
+
+/// What a read of a Secret found.
+#[derive(Clone)]
+enum Read {
+    /// The Secret, with its data.
+    Found(Arc<Secret>),
+    /// It did not exist.
+    Missing,
+}
+
+impl Read {
+    fn of(answer: Option<Arc<Secret>>) -> Self {
+        answer.map_or(Self::Missing, Self::Found)
+    }
+
+    fn secret(&self) -> Option<Arc<Secret>> {
+        match self {
+            Self::Found(secret) => Some(secret.clone()),
+            Self::Missing => None,
+        }
+    }
 }
 
 /// What the metadata watch said of a Secret.
@@ -65,17 +87,17 @@ enum Seen {
 }
 
 impl Entry {
-    /// The data as last read, when nothing changed since (by the metadata watch).
-    fn fresh(&self) -> Option<Option<Arc<Secret>>> {
+    /// What the last read found, when nothing changed since (by the metadata watch).
+    fn fresh(&self) -> Option<&Read> {
         let read = self.read.as_ref()?;
         let current = match (&self.seen, read) {
-            (None, _) | (Some(Seen::Deleted), None) => true,
-            (Some(Seen::At(version)), Some(secret)) => {
+            (None, _) | (Some(Seen::Deleted), Read::Missing) => true,
+            (Some(Seen::At(version)), Read::Found(secret)) => {
                 secret.metadata.resource_version.as_deref() == Some(version.as_str())
             }
             _ => false,
         };
-        current.then(|| read.clone())
+        current.then_some(read)
     }
 
     fn referenced(&self) -> bool {
@@ -216,17 +238,18 @@ impl ReferencedSecrets {
         // once, and nobody would tick the canary for it: read once more then.
         let mut read = None;
         for _ in 0..2 {
-            if let Some(fresh) = self.lock().entries.get(&key).and_then(Entry::fresh) {
-                return Ok(fresh);
+            let cached = self.lock().entries.get(&key).and_then(|e| e.fresh().cloned());
+            if let Some(fresh) = cached {
+                return Ok(fresh.secret());
             }
             let answer = api.get_opt(name).await?.map(Arc::new);
             match self.lock().entries.get_mut(&key) {
-                Some(entry) => entry.read = Some(answer.clone()),
+                Some(entry) => entry.read = Some(Read::of(answer.clone())),
                 None => return Ok(answer),
             }
-            read = Some(answer);
+            read = answer;
         }
-        Ok(read.flatten())
+        Ok(read)
     }
 
     /// Takes in an event of the metadata watch over Secrets; the canaries to tick (those
