@@ -72,15 +72,14 @@ fn parse(args: &[String]) -> Result<Options> {
 pub fn run(args: &[String]) -> Result<()> {
     let options = parse(args)?;
     control_plane::ensure()?;
-    let binary = match &options.binary {
-        Some(binary) => binary.clone(),
-        None => {
-            println!(
-                "==> building fledge-operator{}",
-                if options.release { " (release)" } else { "" }
-            );
-            operator::build(options.release)?
-        }
+    let binary = if let Some(binary) = &options.binary {
+        binary.clone()
+    } else {
+        println!(
+            "==> building fledge-operator{}",
+            if options.release { " (release)" } else { "" }
+        );
+        operator::build(options.release)?
     };
     crate::cluster::run_until_stopped(
         bench(&options, &binary),

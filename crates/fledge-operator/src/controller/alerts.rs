@@ -97,10 +97,7 @@ impl ProviderDirectory for CachedDirectory {
         namespace: &str,
         name: &str,
     ) -> std::result::Result<Option<ProviderSecret>, LookupError> {
-        let data = self
-            .caches
-            .secret_data(namespace, name)
-            .await?;
+        let data = self.caches.secret_data(namespace, name).await?;
         Ok(data.map(|data| ProviderSecret::new(name, data)))
     }
 }

@@ -120,10 +120,7 @@ impl Caches {
             ),
         )
         .await;
-        let all = matches!(
-            synced,
-            ((Ok(()), Ok(()), Ok(())), (Ok(()), Ok(()), Ok(())))
-        );
+        let all = matches!(synced, ((Ok(()), Ok(()), Ok(())), (Ok(()), Ok(()), Ok(()))));
         if all {
             self.synced
                 .store(true, std::sync::atomic::Ordering::Release);

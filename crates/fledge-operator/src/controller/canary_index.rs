@@ -196,7 +196,9 @@ impl CanaryIndex {
 
     /// How many canaries the index holds.
     pub fn len(&self) -> usize {
-        self.inner.read().map_or(0, |index| index.current.filed.len())
+        self.inner
+            .read()
+            .map_or(0, |index| index.current.filed.len())
     }
 
     /// Whether the index holds no canary.
@@ -402,7 +404,9 @@ mod tests {
         );
         let gone = index.apply(&watcher::Event::InitDone);
         assert_eq!(
-            gone.iter().map(|g| g.canary.name.as_str()).collect::<Vec<_>>(),
+            gone.iter()
+                .map(|g| g.canary.name.as_str())
+                .collect::<Vec<_>>(),
             ["gone"],
             "a canary deleted while the watch was down is forgotten"
         );

@@ -188,11 +188,12 @@ pub async fn run_with(
     // credentials no template or provider names any more).
     let sweeping = caches.clone();
     tokio::spawn(
-        futures::stream::select(template_events.map(|_| ()), provider_events.map(|_| ()))
-            .for_each(move |()| {
+        futures::stream::select(template_events.map(|_| ()), provider_events.map(|_| ())).for_each(
+            move |()| {
                 sweeping.sweep_credentials();
                 std::future::ready(())
-            }),
+            },
+        ),
     );
     telemetry.count_canaries(store.clone());
     tokio::spawn(announce_synced(caches.clone(), telemetry));
@@ -204,15 +205,7 @@ pub async fn run_with(
         .flat_map(move |touched| futures::stream::iter(for_touched.of_touched(&touched)));
     let for_config_maps = (store, caches, index);
     // A referenced Secret that changed ticks the canaries whose target uses it.
-    let secret_changes = secret_events
-        .filter_map(|event| {
-            std::future::ready(
-                event
-                    .inspect_err(|error| tracing::warn!(%error, "Secret metadata watch failed"))
-                    .ok(),
-            )
-        })
-        .flat_map(move |event| futures::stream::iter(secrets.observe(&event)));
+    let secret_changes = referenced_secrets::changed_canaries(secrets, secret_events);
     controller
         .watches_stream(deployment_events, move |d: Deployment| {
             named(&d.metadata, |ns, name| {

@@ -161,7 +161,12 @@ impl ReferencedSecrets {
     /// Records that `canary`'s target in `namespace` references exactly `references` now:
     /// Secrets it referenced before and no longer does are dropped unless something else
     /// references them.
-    pub fn refer(&self, canary: &ObjectRef<Canary>, namespace: &str, references: &SecretReferences) {
+    pub fn refer(
+        &self,
+        canary: &ObjectRef<Canary>,
+        namespace: &str,
+        references: &SecretReferences,
+    ) {
         if !self.watches(namespace) {
             return;
         }
@@ -238,7 +243,11 @@ impl ReferencedSecrets {
         // once, and nobody would tick the canary for it: read once more then.
         let mut read = None;
         for _ in 0..2 {
-            let cached = self.lock().entries.get(&key).and_then(|e| e.fresh().cloned());
+            let cached = self
+                .lock()
+                .entries
+                .get(&key)
+                .and_then(|e| e.fresh().cloned());
             if let Some(fresh) = cached {
                 return Ok(fresh.secret());
             }
@@ -270,7 +279,9 @@ impl ReferencedSecrets {
                     seen.push((key, Seen::At(version)));
                 }
             }
-            watcher::Event::Delete(meta) => seen.extend(key_of(meta).map(|key| (key, Seen::Deleted))),
+            watcher::Event::Delete(meta) => {
+                seen.extend(key_of(meta).map(|key| (key, Seen::Deleted)));
+            }
             watcher::Event::Init => inner.relisting = Some(HashSet::new()),
             watcher::Event::InitDone => {
                 // Referenced Secrets the relist did not see were deleted while the watch was
@@ -332,4 +343,24 @@ pub fn watch_metadata(
         None => Api::all(client.clone()),
     };
     watcher(api, watcher::Config::default()).default_backoff()
+}
+
+/// The canaries to tick for the events of [`watch_metadata`]: those whose target uses a
+/// referenced Secret that changed. A failed watch is logged and retried by the watcher.
+pub fn changed_canaries(
+    secrets: Arc<ReferencedSecrets>,
+    events: impl futures::Stream<
+        Item = Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>,
+    > + Send,
+) -> impl futures::Stream<Item = ObjectRef<Canary>> + Send {
+    use futures::StreamExt;
+    events
+        .filter_map(|event| {
+            std::future::ready(
+                event
+                    .inspect_err(|error| tracing::warn!(%error, "Secret metadata watch failed"))
+                    .ok(),
+            )
+        })
+        .flat_map(move |event| futures::stream::iter(secrets.observe(&event)))
 }
