@@ -31,9 +31,9 @@ use crate::control_plane;
 use crate::operator::{self, Operator};
 
 /// The namespace the benchmark's canaries live in.
-const NAMESPACE: &str = "bench";
+pub(crate) const NAMESPACE: &str = "bench";
 /// The canaries' analysis interval, in seconds: one tick per canary per interval.
-const INTERVAL_SECONDS: u64 = 10;
+pub(crate) const INTERVAL_SECONDS: u64 = 10;
 
 /// The benchmark's options.
 #[derive(Debug)]
@@ -294,7 +294,7 @@ spec:
 }
 
 /// Waits until `count` canaries are in `phase`.
-async fn wait_all(
+pub(crate) async fn wait_all(
     client: &kube::Client,
     count: usize,
     phase: CanaryPhase,
@@ -454,7 +454,7 @@ async fn request_counts(client: &kube::Client) -> Result<BTreeMap<(String, Strin
 }
 
 /// Requests the API server served during `window`, by (verb, resource).
-async fn request_delta(
+pub(crate) async fn request_delta(
     client: &kube::Client,
     window: Duration,
 ) -> Result<BTreeMap<(String, String), f64>> {
@@ -478,7 +478,7 @@ async fn request_delta(
 }
 
 /// A field of `/proc/<pid>/status`, in KiB.
-fn memory(pid: u32, field: &str) -> Result<u64> {
+pub(crate) fn memory(pid: u32, field: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     text.lines()

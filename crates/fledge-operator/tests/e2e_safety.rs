@@ -46,6 +46,12 @@ fn users_service() -> Service {
 /// pods become ready `ready_delay` after a change.
 async fn live_service(ready_delay: Duration) -> IstioStage {
     let stage = Stage::prepare(ready_delay).await;
+    // The app serves before its traffic starts: every request counted from here must succeed.
+    wait_until("podinfo is available", Duration::from_secs(30), || async {
+        let deployment = stage.deployments.get("podinfo").await.expect("podinfo");
+        deployment.status.and_then(|s| s.available_replicas) == Some(2)
+    })
+    .await;
     let services: Api<Service> = Api::namespaced(stage.cluster.client(), stage.ns());
     services
         .create(&PostParams::default(), &users_service())

@@ -172,6 +172,38 @@ async fn the_endpoint_is_healthy_at_once_ready_once_synced_and_shows_flaggers_me
 }
 
 #[tokio::test]
+async fn a_deleted_canary_leaves_no_series_in_metrics() {
+    let stage = Stage::set_up(
+        "  provider: kubernetes\n  analysis: { interval: 10s, threshold: 2, iterations: 2 }\n",
+    )
+    .await;
+    let ns = stage.ns().to_owned();
+    let operator = stage.start_operator(&["-mesh-provider=kubernetes"]);
+    stage.reaches(CanaryPhase::Initialized, 30).await;
+    wait_for_metrics(
+        &operator,
+        "flagger_canary_status{",
+        &[format!(
+            "flagger_canary_status{{name=\"podinfo\",namespace=\"{ns}\"}} 1"
+        )],
+    )
+    .await;
+
+    stage
+        .canaries
+        .delete("podinfo", &kube::api::DeleteParams::default())
+        .await
+        .expect("the Canary is deleted");
+
+    // Its status and weights go from the exposition (Flagger's dashboards would otherwise
+    // show a canary that no longer exists, and /metrics would grow with every one deleted).
+    for prefix in ["flagger_canary_status{", "flagger_canary_weight{"] {
+        wait_for_metrics(&operator, prefix, &[]).await;
+    }
+    operator.terminate();
+}
+
+#[tokio::test]
 async fn a_port_in_use_stops_the_operator_with_an_error_naming_the_flag() {
     let taken = std::net::TcpListener::bind("0.0.0.0:0").expect("a port");
     let port = taken.local_addr().expect("its address").port();

@@ -1,5 +1,6 @@
 //! The engine's alerts, sent through fledge-notify: to the AlertProviders a canary lists in
-//! `analysis.alerts` (looked up in the watch caches, with their Secrets), or to the global
+//! `analysis.alerts` (looked up in the watch cache, their Secrets among the referenced
+//! Secrets, read when first needed and after a change), or to the global
 //! notifier of `-slack-url` / `-msteams-url` when it lists none. Sending never waits for a
 //! chat service: the dispatcher posts in the background.
 
@@ -76,8 +77,8 @@ pub async fn send(
     }
 }
 
-/// AlertProviders and their Secrets from the watch caches (read from the API server when
-/// they live in a namespace the operator does not watch).
+/// AlertProviders from the watch cache and their Secrets from the referenced Secrets (both
+/// read from the API server when they live in a namespace the operator does not watch).
 struct CachedDirectory {
     caches: Caches,
     client: kube::Client,
@@ -101,10 +102,7 @@ impl ProviderDirectory for CachedDirectory {
         namespace: &str,
         name: &str,
     ) -> std::result::Result<Option<ProviderSecret>, LookupError> {
-        let data = self
-            .caches
-            .secret_data(&self.client, namespace, name)
-            .await?;
+        let data = self.caches.secret_data(namespace, name).await?;
         Ok(data.map(|data| ProviderSecret::new(name, data)))
     }
 }

@@ -9,13 +9,14 @@ use fledge_api::{AlertProvider, Canary, MetricTemplate};
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 
 use crate::controller::canary_index::CanaryIndex;
+use crate::controller::referenced_secrets::{ReferencedSecrets, SecretReferences};
 use crate::workload::config_tracking::{
     ConfigKind, ConfigReference, ConfigSources, referenced_configs,
 };
@@ -31,8 +32,9 @@ pub struct Caches {
     pub daemon_sets: Store<DaemonSet>,
     /// ConfigMaps (tracked configs and their copies).
     pub config_maps: Store<ConfigMap>,
-    /// Secrets (tracked configs and their copies, credentials of templates and providers).
-    pub secrets: Store<Secret>,
+    /// The Secrets canaries reference (tracked configs and their copies, credentials of
+    /// templates and providers), never every Secret of the cluster.
+    pub secrets: Arc<ReferencedSecrets>,
     /// Services (targets of `kind: Service`, and the apex, primary and canary Services).
     pub services: Store<Service>,
     /// MetricTemplates.
@@ -51,7 +53,7 @@ impl std::fmt::Debug for Caches {
             .field("deployments", &self.deployments.state().len())
             .field("daemon_sets", &self.daemon_sets.state().len())
             .field("config_maps", &self.config_maps.state().len())
-            .field("secrets", &self.secrets.state().len())
+            .field("secrets", &self.secrets.len())
             .field("services", &self.services.state().len())
             .field("metric_templates", &self.metric_templates.state().len())
             .field("alert_providers", &self.alert_providers.state().len())
@@ -106,22 +108,21 @@ impl Caches {
     /// task that polled it, so a second poller (even a `now_or_never` check) would leave
     /// this one asleep for good. Ticks read [`Caches::synced`] instead.
     pub async fn wait_until_synced(&self) -> bool {
-        let synced = futures::future::join4(
-            futures::future::join4(
+        // Secrets are not among them: they are read when referenced, not listed.
+        let synced = futures::future::join(
+            futures::future::join3(
                 self.deployments.wait_until_ready(),
                 self.daemon_sets.wait_until_ready(),
                 self.config_maps.wait_until_ready(),
-                self.secrets.wait_until_ready(),
             ),
-            self.services.wait_until_ready(),
-            self.metric_templates.wait_until_ready(),
-            self.alert_providers.wait_until_ready(),
+            futures::future::join3(
+                self.services.wait_until_ready(),
+                self.metric_templates.wait_until_ready(),
+                self.alert_providers.wait_until_ready(),
+            ),
         )
         .await;
-        let all = matches!(
-            synced,
-            ((Ok(()), Ok(()), Ok(()), Ok(())), Ok(()), Ok(()), Ok(()))
-        );
+        let all = matches!(synced, ((Ok(()), Ok(()), Ok(())), (Ok(()), Ok(()), Ok(()))));
         if all {
             self.synced
                 .store(true, std::sync::atomic::Ordering::Release);
@@ -164,27 +165,50 @@ impl Caches {
     }
 
     /// The decoded `data` of the Secret `namespace/name` (credentials of a MetricTemplate or
-    /// an AlertProvider), from the cache as [`Caches::get_or_read`] reads.
+    /// an AlertProvider): read from the API server the first time and after it changed,
+    /// else from the referenced Secrets.
     ///
     /// # Errors
     /// The API server's answer when the Secret is read and the read fails.
     pub async fn secret_data(
         &self,
-        client: &kube::Client,
         namespace: &str,
         name: &str,
     ) -> Result<Option<std::collections::BTreeMap<String, Vec<u8>>>, kube::Error> {
-        let secret = self
-            .get_or_read(&self.secrets, client, namespace, name)
-            .await?;
+        self.secrets.refer_as_credentials(namespace, name);
+        let secret = self.secrets.get(namespace, name).await?;
         Ok(secret.map(|secret| {
             secret
                 .data
+                .clone()
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(key, value)| (key, value.0))
                 .collect()
         }))
+    }
+
+    /// Drops the credentials in the referenced Secrets that no cached MetricTemplate or
+    /// AlertProvider names any more.
+    pub fn sweep_credentials(&self) {
+        let templates = self.metric_templates.state();
+        let providers = self.alert_providers.state();
+        self.secrets.sweep_credentials(|namespace, name| {
+            let names = |object_namespace: Option<&str>, secret: Option<&str>| {
+                object_namespace == Some(namespace) && secret == Some(name)
+            };
+            templates.iter().any(|t| {
+                names(
+                    t.metadata.namespace.as_deref(),
+                    t.spec.provider.secret_ref.as_ref().map(|r| r.name.as_str()),
+                )
+            }) || providers.iter().any(|p| {
+                names(
+                    p.metadata.namespace.as_deref(),
+                    p.spec.secret_ref.as_ref().map(|r| r.name.as_str()),
+                )
+            })
+        });
     }
 
     /// The Deployment or DaemonSet `namespace/name`, when cached.
@@ -201,16 +225,26 @@ impl Caches {
         }
     }
 
-    /// The referenced configs and their `-primary` copies, as far as cached.
-    pub fn config_sources(&self, namespace: &str, references: &[ConfigReference]) -> ConfigSources {
+    /// The configs `canary`'s target references and their `-primary` copies: ConfigMaps
+    /// from the watch cache, Secrets from the referenced Secrets (read from the API server
+    /// the first time and after a change). Records what the canary references now, so
+    /// Secrets it no longer uses are dropped.
+    ///
+    /// # Errors
+    /// [`Error::Kube`](crate::error::Error::Kube) when a Secret is read and the read fails.
+    pub async fn config_sources(
+        &self,
+        canary: &ObjectRef<Canary>,
+        namespace: &str,
+        references: &[ConfigReference],
+    ) -> crate::error::Result<ConfigSources> {
         let mut sources = ConfigSources::default();
+        let mut secrets = SecretReferences::default();
         for reference in references {
-            for name in [
-                reference.name.clone(),
-                format!("{}{PRIMARY_SUFFIX}", reference.name),
-            ] {
-                match reference.kind {
-                    ConfigKind::ConfigMap => {
+            let copy = format!("{}{PRIMARY_SUFFIX}", reference.name);
+            match reference.kind {
+                ConfigKind::ConfigMap => {
+                    for name in [reference.name.clone(), copy] {
                         if let Some(found) = self
                             .config_maps
                             .get(&ObjectRef::new(&name).within(namespace))
@@ -220,17 +254,23 @@ impl Caches {
                                 .insert(name, Arc::unwrap_or_clone(found));
                         }
                     }
-                    ConfigKind::Secret => {
-                        if let Some(found) =
-                            self.secrets.get(&ObjectRef::new(&name).within(namespace))
-                        {
-                            sources.secrets.insert(name, Arc::unwrap_or_clone(found));
-                        }
-                    }
+                }
+                ConfigKind::Secret => {
+                    secrets.tracked.push(reference.name.clone());
+                    secrets.copies.push(copy);
                 }
             }
         }
-        sources
+        self.secrets.refer(canary, namespace, &secrets);
+        for name in secrets.tracked.into_iter().chain(secrets.copies) {
+            let found = self.secrets.get(namespace, &name).await;
+            let found = found
+                .map_err(|e| crate::error::Error::kube("get", "Secret", namespace, &name, e))?;
+            if let Some(found) = found {
+                sources.secrets.insert(name, Arc::unwrap_or_clone(found));
+            }
+        }
+        Ok(sources)
     }
 
     /// The canaries whose target uses the config `kind` `namespace/name`: the canaries of
@@ -279,7 +319,14 @@ mod tests {
         let (deployments, mut deployment_writer) = reflector::store();
         let (daemon_sets, mut daemon_set_writer) = reflector::store();
         let (config_maps, mut config_map_writer) = reflector::store();
-        let (secrets, mut secret_writer) = reflector::store();
+        let (mock, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let secrets = Arc::new(ReferencedSecrets::new(
+            kube::Client::new(mock, "default"),
+            None,
+        ));
         let (services, mut service_writer) = reflector::store();
         let (metric_templates, mut template_writer) = reflector::store();
         let (alert_providers, mut provider_writer) = reflector::store();
@@ -304,7 +351,6 @@ mod tests {
         deployment_writer.apply_watcher_event(&watcher::Event::InitDone);
         daemon_set_writer.apply_watcher_event(&watcher::Event::InitDone);
         config_map_writer.apply_watcher_event(&watcher::Event::InitDone);
-        secret_writer.apply_watcher_event(&watcher::Event::InitDone);
         service_writer.apply_watcher_event(&watcher::Event::InitDone);
         template_writer.apply_watcher_event(&watcher::Event::InitDone);
         // Ticks asking in between must not keep the waiting task from being woken (a store's

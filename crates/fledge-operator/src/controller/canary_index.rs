@@ -69,7 +69,7 @@ impl Filed {
 impl Entries {
     fn insert(&mut self, canary: &Canary) {
         let key = ObjectRef::from_obj(canary);
-        self.remove(&key);
+        let _ = self.remove(&key);
         let Some(filed) = Filed::of(canary) else {
             return;
         };
@@ -88,10 +88,8 @@ impl Entries {
         self.filed.insert(key, filed);
     }
 
-    fn remove(&mut self, key: &ObjectRef<Canary>) {
-        let Some(filed) = self.filed.remove(key) else {
-            return;
-        };
+    fn remove(&mut self, key: &ObjectRef<Canary>) -> Option<Filed> {
+        let filed = self.filed.remove(key)?;
         let ns = &filed.namespace;
         unfile(&mut self.by_target, ns, &filed.target, key);
         for service in &filed.services {
@@ -106,7 +104,20 @@ impl Entries {
                 self.by_namespace.remove(ns);
             }
         }
+        Some(filed)
     }
+}
+
+/// A canary the index no longer holds: deleted, or missing from a relist (deleted while
+/// the watch was down). What the operator kept for it is forgotten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoneCanary {
+    /// The Canary.
+    pub canary: ObjectRef<Canary>,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its target's name (`spec.targetRef.name`), which labels its metrics.
+    pub target: String,
 }
 
 fn file(
@@ -138,13 +149,25 @@ fn unfile(
 impl CanaryIndex {
     /// Files the change a Canary watch event carries. A relist (`Init` … `InitDone`) builds a
     /// fresh index and swaps it in whole, so canaries deleted while the watch was down go.
-    pub fn apply(&self, event: &watcher::Event<Canary>) {
+    /// Returns the canaries that went (deleted, or missing from a relist).
+    pub fn apply(&self, event: &watcher::Event<Canary>) -> Vec<GoneCanary> {
         let Ok(mut index) = self.inner.write() else {
-            return;
+            return Vec::new();
         };
         match event {
             watcher::Event::Apply(canary) => index.current.insert(canary),
-            watcher::Event::Delete(canary) => index.current.remove(&ObjectRef::from_obj(canary)),
+            watcher::Event::Delete(canary) => {
+                let key = ObjectRef::from_obj(canary);
+                let filed = index.current.remove(&key);
+                return filed
+                    .map(|filed| GoneCanary {
+                        canary: key,
+                        namespace: filed.namespace,
+                        target: filed.target,
+                    })
+                    .into_iter()
+                    .collect();
+            }
             watcher::Event::Init => index.relisting = Some(Entries::default()),
             watcher::Event::InitApply(canary) => {
                 index
@@ -154,10 +177,33 @@ impl CanaryIndex {
             }
             watcher::Event::InitDone => {
                 if let Some(fresh) = index.relisting.take() {
-                    index.current = fresh;
+                    let old = std::mem::replace(&mut index.current, fresh);
+                    return old
+                        .filed
+                        .into_iter()
+                        .filter(|(key, _)| !index.current.filed.contains_key(key))
+                        .map(|(canary, filed)| GoneCanary {
+                            canary,
+                            namespace: filed.namespace,
+                            target: filed.target,
+                        })
+                        .collect();
                 }
             }
         }
+        Vec::new()
+    }
+
+    /// How many canaries the index holds.
+    pub fn len(&self) -> usize {
+        self.inner
+            .read()
+            .map_or(0, |index| index.current.filed.len())
+    }
+
+    /// Whether the index holds no canary.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The canaries whose target (or its primary) is the workload `namespace/name`.
@@ -286,12 +332,21 @@ mod tests {
         )));
         assert!(index.of_workload("test", "podinfo").is_empty());
         assert_eq!(index.of_workload("test", "podinfo-v2").len(), 1);
-        index.apply(&watcher::Event::Delete(canary(
+        let gone = index.apply(&watcher::Event::Delete(canary(
             "test",
             "podinfo",
             "podinfo-v2",
             "",
         )));
+        assert_eq!(
+            gone,
+            [GoneCanary {
+                canary: ObjectRef::new("podinfo").within("test"),
+                namespace: "test".to_owned(),
+                target: "podinfo-v2".to_owned(),
+            }]
+        );
+        assert!(index.is_empty());
         assert!(index.of_workload("test", "podinfo-v2").is_empty());
         assert!(index.in_namespace("test").is_empty());
     }
@@ -347,7 +402,14 @@ mod tests {
             1,
             "the old index serves until the relist is complete"
         );
-        index.apply(&watcher::Event::InitDone);
+        let gone = index.apply(&watcher::Event::InitDone);
+        assert_eq!(
+            gone.iter()
+                .map(|g| g.canary.name.as_str())
+                .collect::<Vec<_>>(),
+            ["gone"],
+            "a canary deleted while the watch was down is forgotten"
+        );
         assert!(index.of_workload("test", "gone").is_empty());
         assert_eq!(index.of_workload("test", "podinfo").len(), 1);
     }

@@ -198,7 +198,7 @@ async fn roll_back(ctx: &Context, canary: &Canary, reason: &str) -> Result<RollB
             "Cannot roll back {who}: its target kind is not supported; traffic stays as it is"
         )));
     };
-    let Some(target) = Target::read(ctx, canary, namespace, kind)? else {
+    let Some(target) = Target::read(ctx, canary, namespace, kind).await? else {
         return Ok(RollBack::Held(format!(
             "Cannot roll back {who}: target {} not found; traffic stays as it is",
             canary.spec.target_ref.name
@@ -235,7 +235,7 @@ pub async fn revert(ctx: &Context, canary: &Canary, key: &ObjectRef<Canary>) -> 
     let who = subject(canary);
     let namespace = canary_namespace(canary)?;
     let target = match Kind::of(canary) {
-        Ok(kind) => Target::read(ctx, canary, namespace, kind)?,
+        Ok(kind) => Target::read(ctx, canary, namespace, kind).await?,
         Err(_) => None,
     };
     if let Some(Target::Workload(w)) = &target {

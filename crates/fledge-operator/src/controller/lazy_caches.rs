@@ -7,12 +7,16 @@
 //! Every change a cache sees after its first list is also sent as a [`Touched`] on one
 //! channel, which the controller maps to the canaries it concerns
 //! ([`CanaryIndex::of_touched`](super::canary_index::CanaryIndex::of_touched)), so an edited or deleted VirtualService or HPA ticks its canary.
+//! The channel is bounded ([`TOUCH_CAPACITY`]) and coalescing: a touch of an object already
+//! waiting in it is dropped (a touch only means "tick these canaries", and the one waiting
+//! does that), and a full channel makes a watch task wait for the controller to catch up
+//! rather than grow without limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::channel::mpsc::UnboundedSender;
-use futures::{FutureExt, StreamExt};
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -25,11 +29,56 @@ pub struct LazyCaches {
     client: kube::Client,
     namespace: Option<String>,
     stores: Mutex<HashMap<String, Store<DynamicObject>>>,
-    touched: UnboundedSender<Touched>,
+    touched: TouchSender,
+}
+
+/// How many distinct touches may wait for the controller: far more than the objects that
+/// change in one watch burst, and a few hundred kilobytes at most.
+pub const TOUCH_CAPACITY: usize = 1024;
+
+/// The sending side of the bounded, coalescing channel of [`Touched`] objects.
+#[derive(Clone)]
+pub struct TouchSender {
+    sender: mpsc::Sender<Touched>,
+    /// The touches in the channel, not yet taken by the controller.
+    waiting: Arc<Mutex<HashSet<Touched>>>,
+}
+
+impl TouchSender {
+    /// Sends `touched` unless the same touch is still waiting; waits while the channel is
+    /// full. `false` once nobody receives (the controller stopped).
+    pub async fn send(&mut self, touched: Touched) -> bool {
+        let fresh = self
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(touched.clone());
+        if !fresh {
+            return true;
+        }
+        // `feed`, not `send`: a send would also wait for room after the touch is queued.
+        self.sender.feed(touched).await.is_ok()
+    }
+}
+
+/// A bounded channel of touches holding at most `capacity` distinct ones (plus one per
+/// sender waiting); duplicates of a waiting touch are coalesced into it.
+pub fn touch_channel(capacity: usize) -> (TouchSender, impl Stream<Item = Touched> + Send) {
+    let (sender, receiver) = mpsc::channel(capacity);
+    let waiting = Arc::new(Mutex::new(HashSet::new()));
+    let taken = waiting.clone();
+    let receiver = receiver.map(move |touched: Touched| {
+        taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&touched);
+        touched
+    });
+    (TouchSender { sender, waiting }, receiver)
 }
 
 /// An object a lazy cache saw created, changed or deleted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Touched {
     /// Its kind (`VirtualService`, `HorizontalPodAutoscaler` …).
     pub kind: String,
@@ -76,11 +125,7 @@ pub enum Cached {
 impl LazyCaches {
     /// Caches of objects in `namespace` (all namespaces when `None`), started on demand;
     /// the changes they see go to `touched`.
-    pub fn new(
-        client: kube::Client,
-        namespace: Option<String>,
-        touched: UnboundedSender<Touched>,
-    ) -> Self {
+    pub fn new(client: kube::Client, namespace: Option<String>, touched: TouchSender) -> Self {
         Self {
             client,
             namespace,
@@ -126,30 +171,30 @@ impl LazyCaches {
         let writer = reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
         let kind = resource.kind.clone();
-        let touched = self.touched.clone();
+        let mut touched = self.touched.clone();
         let stream = reflector::reflector(
             writer,
             watcher(api, watcher::Config::default()).default_backoff(),
         );
         tokio::spawn(async move {
             tracing::debug!(%kind, "watching");
-            stream
-                .for_each(|event| {
-                    match event {
-                        // The first list (and a re-list) is what ticks read anyway; only
-                        // changes after it tick canaries.
-                        Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
-                            if let Some(change) = Touched::of(&kind, &object) {
-                                // Nobody listens once the controller stopped; nothing to do.
-                                let _ = touched.unbounded_send(change);
-                            }
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    // The first list (and a re-list) is what ticks read anyway; only
+                    // changes after it tick canaries.
+                    Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
+                        if let Some(change) = Touched::of(&kind, &object)
+                            && !touched.send(change).await
+                        {
+                            // Nobody listens once the controller stopped.
+                            break;
                         }
-                        Ok(_) => {}
-                        Err(error) => crate::controller::warn_watch_failed(&kind, &error),
                     }
-                    std::future::ready(())
-                })
-                .await;
+                    Ok(_) => {}
+                    Err(error) => crate::controller::warn_watch_failed(&kind, &error),
+                }
+            }
         });
         reader
     }
@@ -206,5 +251,35 @@ mod tests {
             ["podinfo"]
         );
         assert!(names(touched(AUTOSCALER_KIND, "test", "other")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn touches_of_one_object_coalesce_and_a_full_channel_waits_for_the_controller() {
+        // Room for two touches (plus one for the sender, as futures' channels have).
+        let (mut sender, receiver) = touch_channel(2);
+        let mut receiver = std::pin::pin!(receiver);
+        // A burst of changes to one VirtualService while the controller is busy: one touch.
+        for _ in 0..1000 {
+            assert!(sender.send(touched("VirtualService", "test", "web")).await);
+        }
+        assert!(sender.send(touched("HTTPRoute", "test", "a")).await);
+        assert!(sender.send(touched("HTTPRoute", "test", "b")).await);
+        {
+            // Full: the next distinct touch waits (it is neither dropped nor queued beyond
+            // the bound) until the controller takes one.
+            let mut overflow = Box::pin(sender.send(touched("HTTPRoute", "test", "c")));
+            assert!(futures::poll!(overflow.as_mut()).is_pending());
+            let first = receiver.next().await.map(|t| t.name);
+            assert_eq!(first.as_deref(), Some("web"));
+            assert!(overflow.await, "sent once there is room");
+        }
+        for expected in ["a", "b", "c"] {
+            let next = receiver.next().await.map(|t| t.name);
+            assert_eq!(next.as_deref(), Some(expected));
+        }
+        // A taken touch is not coalesced any more: a later change ticks again.
+        assert!(sender.send(touched("VirtualService", "test", "web")).await);
+        let next = receiver.next().await.map(|t| t.name);
+        assert_eq!(next.as_deref(), Some("web"));
     }
 }

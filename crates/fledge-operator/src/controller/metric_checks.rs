@@ -122,7 +122,7 @@ async fn query(
         let secret = match &template.spec.provider.secret_ref {
             Some(secret_ref) => Some(
                 caches
-                    .secret_data(&ctx.client, namespace, &secret_ref.name)
+                    .secret_data(namespace, &secret_ref.name)
                     .await
                     .map_err(|e| {
                         format!(

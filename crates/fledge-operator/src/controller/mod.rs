@@ -1,6 +1,7 @@
 //! The kube-runtime Controller over Canaries: it watches Canaries and what they depend on
-//! (Deployments, DaemonSets, ConfigMaps, Secrets, Services, and — in lazily started caches —
-//! routing objects and HPAs), keeps those in watch caches, and ticks each canary
+//! (Deployments, DaemonSets, ConfigMaps, Services, and — in lazily started caches — routing
+//! objects and HPAs), keeps those in watch caches, watches the metadata of Secrets and reads
+//! only those canaries reference ([`referenced_secrets`]), and ticks each canary
 //! ([`tick::reconcile`]) when something it depends on changes and at its analysis interval.
 
 mod actions;
@@ -14,6 +15,7 @@ pub mod finalizer;
 pub mod invalid;
 pub mod lazy_caches;
 pub mod metric_checks;
+pub mod referenced_secrets;
 pub mod target;
 pub mod tick;
 pub mod webhooks;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use fledge_api::{AlertProvider, Canary, MetricTemplate};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::Api;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -153,7 +155,11 @@ pub async fn run_with(
     let (deployments, deployment_events) = reflect::<Deployment>(&client, namespace);
     let (daemon_sets, daemon_set_events) = reflect::<DaemonSet>(&client, namespace);
     let (config_maps, config_map_events) = reflect::<ConfigMap>(&client, namespace);
-    let (secrets, secret_events) = reflect::<Secret>(&client, namespace);
+    let secrets = Arc::new(referenced_secrets::ReferencedSecrets::new(
+        client.clone(),
+        namespace.map(str::to_owned),
+    ));
+    let secret_events = referenced_secrets::watch_metadata(&client, namespace);
     let (services, service_events) = reflect::<Service>(&client, namespace);
     let (metric_templates, template_events) = reflect::<MetricTemplate>(&client, namespace);
     let (alert_providers, provider_events) = reflect::<AlertProvider>(&client, namespace);
@@ -161,14 +167,14 @@ pub async fn run_with(
         deployments,
         daemon_sets,
         config_maps,
-        secrets,
+        secrets: secrets.clone(),
         services,
         metric_templates,
         alert_providers,
         namespace: namespace.map(str::to_owned),
         synced: Arc::default(),
     };
-    let (touched, touched_events) = futures::channel::mpsc::unbounded();
+    let (touched, touched_events) = lazy_caches::touch_channel(lazy_caches::TOUCH_CAPACITY);
     let ctx = Arc::new(context(config, &client, caches.clone(), telemetry.clone(), touched).await?);
 
     // The Canary watch feeds the controller's store and the index that maps a change of a
@@ -180,9 +186,8 @@ pub async fn run_with(
         .inspect_ok({
             let (index, ctx) = (index.clone(), ctx.clone());
             move |event| {
-                index.apply(event);
-                if let watcher::Event::Delete(canary) = event {
-                    ctx.backoffs.forget(&ObjectRef::from_obj(canary));
+                for gone in index.apply(event) {
+                    forget(&ctx, &gone);
                 }
             }
         })
@@ -191,9 +196,17 @@ pub async fn run_with(
         .applied_objects();
     let controller = Controller::for_stream(canary_events, store.clone());
     // Templates and providers are read when a check or an alert needs them; a change to one
-    // does not tick a canary, so their streams only fill the caches.
-    tokio::spawn(template_events.for_each(|_| std::future::ready(())));
-    tokio::spawn(provider_events.for_each(|_| std::future::ready(())));
+    // does not tick a canary, so their streams only fill the caches (and let go of the
+    // credentials no template or provider names any more).
+    let sweeping = caches.clone();
+    tokio::spawn(
+        futures::stream::select(template_events.map(|_| ()), provider_events.map(|_| ())).for_each(
+            move |()| {
+                sweeping.sweep_credentials();
+                std::future::ready(())
+            },
+        ),
+    );
     telemetry.count_canaries(store.clone());
     tokio::spawn(announce_synced(caches.clone(), telemetry));
     let (for_deployments, for_daemon_sets, for_services, for_touched) =
@@ -202,8 +215,9 @@ pub async fn run_with(
     // known only at run time, so they come as one stream of references).
     let touched_canaries = touched_events
         .flat_map(move |touched| futures::stream::iter(for_touched.of_touched(&touched)));
-    let for_config_maps = (store.clone(), caches.clone(), index.clone());
-    let for_secrets = (store, caches, index);
+    let for_config_maps = (store, caches, index);
+    // A referenced Secret that changed ticks the canaries whose target uses it.
+    let secret_changes = referenced_secrets::changed_canaries(secrets, secret_events);
     controller
         .watches_stream(deployment_events, move |d: Deployment| {
             named(&d.metadata, |ns, name| {
@@ -221,16 +235,11 @@ pub async fn run_with(
                 caches.canaries_of_config(store, index, ConfigKind::ConfigMap, ns, name)
             })
         })
-        .watches_stream(secret_events, move |s: Secret| {
-            let (store, caches, index) = &for_secrets;
-            named(&s.metadata, |ns, name| {
-                caches.canaries_of_config(store, index, ConfigKind::Secret, ns, name)
-            })
-        })
         .watches_stream(service_events, move |s: Service| {
             named(&s.metadata, |ns, name| for_services.of_service(ns, name))
         })
         .reconcile_on(touched_canaries)
+        .reconcile_on(secret_changes)
         .graceful_shutdown_on(shutdown)
         .run(tick_unless_backing_off, error_policy, ctx)
         .for_each(|result| async move {
@@ -262,7 +271,7 @@ async fn context(
     client: &kube::Client,
     caches: Caches,
     telemetry: Arc<crate::telemetry::Telemetry>,
-    touched: futures::channel::mpsc::UnboundedSender<lazy_caches::Touched>,
+    touched: lazy_caches::TouchSender,
 ) -> Result<Context> {
     let reporter = Reporter {
         controller: "fledge-operator".to_owned(),
@@ -333,6 +342,16 @@ async fn announce_synced(caches: Caches, telemetry: Arc<crate::telemetry::Teleme
         telemetry.set_readiness(crate::telemetry::Readiness::Synced);
         tracing::info!("Watch caches synced");
     }
+}
+
+/// Forgets what the operator kept for a canary that is gone: its pacing, its metric
+/// series, its references to Secrets.
+fn forget(ctx: &Context, gone: &canary_index::GoneCanary) {
+    tracing::debug!(name = %gone.canary.name, namespace = %gone.namespace, "forgetting a deleted canary");
+    ctx.pacing.forget(&gone.canary);
+    ctx.telemetry.forget_canary(&gone.namespace, &gone.target);
+    ctx.caches.secrets.forget_canary(&gone.canary);
+    ctx.backoffs.forget(&gone.canary);
 }
 
 /// A failed tick is logged with the canary's name, recorded as a Warning event on the

@@ -89,8 +89,9 @@ impl Target {
     /// not exist.
     ///
     /// # Errors
-    /// [`Error::Json`](crate::error::Error::Json) when tracked configs cannot be resolved.
-    pub fn read(
+    /// [`Error::Json`](crate::error::Error::Json) when tracked configs cannot be resolved;
+    /// [`Error::Kube`](crate::error::Error::Kube) when a referenced Secret cannot be read.
+    pub async fn read(
         ctx: &Context,
         canary: &Canary,
         namespace: &str,
@@ -102,7 +103,7 @@ impl Target {
                 let Some(target) = ctx.caches.workload(kind, namespace, name) else {
                     return Ok(None);
                 };
-                let (configs, sources) = tracked_configs(ctx, namespace, &target)?;
+                let (configs, sources) = tracked_configs(ctx, canary, namespace, &target).await?;
                 let primary = ctx.caches.workload(kind, namespace, &primary_name(name));
                 Ok(Some(Self::Workload(Box::new(WorkloadTarget {
                     target,
@@ -159,8 +160,9 @@ impl Target {
     }
 }
 
-fn tracked_configs(
+async fn tracked_configs(
     ctx: &Context,
+    canary: &Canary,
     namespace: &str,
     target: &Workload,
 ) -> Result<(TrackedConfigs, ConfigSources)> {
@@ -172,7 +174,10 @@ fn tracked_configs(
         .and_then(|t| t.spec.clone())
         .unwrap_or_default();
     let references = referenced_configs(&spec);
-    let sources = ctx.caches.config_sources(namespace, &references);
+    let sources = ctx
+        .caches
+        .config_sources(&ObjectRef::from_obj(canary), namespace, &references)
+        .await?;
     let configs = TrackedConfigs::resolve(namespace, &references, &sources)?;
     Ok((configs, sources))
 }

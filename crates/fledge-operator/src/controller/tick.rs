@@ -153,7 +153,7 @@ async fn run_engine(
     let rollout = Rollout::new(canary, Some(&ctx.default_provider)).map_err(Error::Engine)?;
     let kind = Kind::of(canary)?;
     let target_name = &canary.spec.target_ref.name;
-    let Some(target) = Target::read(ctx, canary, namespace, kind)? else {
+    let Some(target) = Target::read(ctx, canary, namespace, kind).await? else {
         if deleting {
             tracing::warn!(
                 "{} {target_name}.{namespace} not found, nothing to revert",

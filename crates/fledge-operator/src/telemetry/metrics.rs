@@ -1,9 +1,9 @@
 //! The metrics registry: Flagger's `flagger_*` metrics, with the names, labels and values of
 //! Flagger's `pkg/metrics/recorder.go`, and Fledge's own `fledge_kube_requests_total`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use fledge_api::{Canary, CanaryPhase, CanaryStatus};
@@ -112,6 +112,8 @@ pub struct Telemetry {
     successes: Family<OutcomeLabels, Counter>,
     failures: Family<OutcomeLabels, Counter>,
     kube_requests: Family<RequestLabels, Counter>,
+    /// The metric names of `analysis` each canary has a series of, to remove them with it.
+    analysed: Mutex<HashMap<CanaryLabels, HashSet<String>>>,
     readiness: Mutex<Readiness>,
     /// Why `/readyz` says what it says, when there is more to say than the state.
     readiness_reason: Mutex<String>,
@@ -140,6 +142,7 @@ impl Telemetry {
             successes: Family::default(),
             failures: Family::default(),
             kube_requests: Family::default(),
+            analysed: Mutex::default(),
             readiness: Mutex::new(Readiness::Starting),
             readiness_reason: Mutex::new(String::new()),
             canaries: OnceLock::new(),
@@ -336,13 +339,66 @@ impl Telemetry {
 
     /// Records the last value of one of `canary`'s metrics (`flagger_canary_metric_analysis`).
     pub fn observe_metric(&self, canary: &Canary, metric: &str, value: f64) {
+        let labels = CanaryLabels {
+            name: canary.spec.target_ref.name.clone(),
+            namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+        };
         self.analysis
             .get_or_create(&MetricLabels {
-                name: canary.spec.target_ref.name.clone(),
-                namespace: canary.metadata.namespace.clone().unwrap_or_default(),
+                name: labels.name.clone(),
+                namespace: labels.namespace.clone(),
                 metric: metric.to_owned(),
             })
             .set(value);
+        self.analysed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(labels)
+            .or_default()
+            .insert(metric.to_owned());
+    }
+
+    /// Removes every series of a deleted canary whose target is `namespace/target`: its
+    /// status, weights, analysis durations, metric values and outcome counts, so that
+    /// `/metrics` does not grow with canaries that come and go.
+    pub fn forget_canary(&self, namespace: &str, target: &str) {
+        let labels = CanaryLabels {
+            name: target.to_owned(),
+            namespace: namespace.to_owned(),
+        };
+        self.status.remove(&labels);
+        self.duration.remove(&labels);
+        for workload in [format!("{target}-primary"), target.to_owned()] {
+            self.weight.remove(&WorkloadLabels {
+                workload,
+                namespace: namespace.to_owned(),
+            });
+        }
+        let metrics = self
+            .analysed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&labels)
+            .unwrap_or_default();
+        for metric in metrics {
+            self.analysis.remove(&MetricLabels {
+                name: target.to_owned(),
+                namespace: namespace.to_owned(),
+                metric,
+            });
+        }
+        for strategy in ["canary", "blue-green", "ab-testing"] {
+            for analysis_status in [ANALYSIS_COMPLETED, ANALYSIS_SKIPPED] {
+                let outcome = OutcomeLabels {
+                    name: target.to_owned(),
+                    namespace: namespace.to_owned(),
+                    deployment_strategy: strategy.to_owned(),
+                    analysis_status: analysis_status.to_owned(),
+                };
+                self.successes.remove(&outcome);
+                self.failures.remove(&outcome);
+            }
+        }
     }
 
     /// Counts one request to the API server (`fledge_kube_requests_total`).
@@ -579,5 +635,40 @@ mod tests {
             "synced",
             "the reason goes with its state"
         );
+    }
+
+    #[test]
+    fn a_deleted_canary_leaves_no_series_behind() {
+        let telemetry = Telemetry::new("0.1.0", "kubernetes");
+        let kept = canary("{ interval: 1m, threshold: 5, iterations: 5 }");
+        let mut gone = kept.clone();
+        gone.spec.target_ref.name = "backend".to_owned();
+        for c in [&kept, &gone] {
+            telemetry.observe_tick(
+                c,
+                &status(CanaryPhase::Progressing, 10),
+                &status(CanaryPhase::Failed, 0),
+                Duration::from_millis(5),
+            );
+            telemetry.observe_metric(c, "request-success-rate", 99.0);
+        }
+        assert!(telemetry.encode().contains("name=\"backend\""));
+
+        telemetry.forget_canary("test", "backend");
+
+        let text = telemetry.encode();
+        assert!(
+            !text.contains("backend"),
+            "series of the deleted canary remain:\n{text}"
+        );
+        for kept in [
+            "flagger_canary_status{name=\"podinfo\"",
+            "flagger_canary_weight{workload=\"podinfo-primary\"",
+            "flagger_canary_duration_seconds_count{name=\"podinfo\"",
+            "flagger_canary_metric_analysis{name=\"podinfo\"",
+            "flagger_canary_failures_total{name=\"podinfo\"",
+        ] {
+            assert!(text.contains(kept), "{kept} is gone too:\n{text}");
+        }
     }
 }
