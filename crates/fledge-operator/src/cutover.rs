@@ -200,7 +200,7 @@ impl CutoverGuard {
 const FLAGGER_HASH_ALPHABET: &str = "456789bcdf";
 
 /// Whether `hash` is one Flagger wrote (`ComputeHash`: at most 10 characters of
-/// [`FLAGGER_HASH_ALPHABET`]); Fledge's are 16 hexadecimal digits, so the two never mix up.
+/// `FLAGGER_HASH_ALPHABET`); Fledge's are 16 hexadecimal digits, so the two never mix up.
 pub fn is_flaggers_hash(hash: &str) -> bool {
     (1..=10).contains(&hash.len()) && hash.chars().all(|c| FLAGGER_HASH_ALPHABET.contains(c))
 }

@@ -184,7 +184,7 @@ impl WebhookCaller {
     }
 }
 
-/// The hook's timeout, [`DEFAULT_TIMEOUT`] when unset, at most [`MAX_TIMEOUT`] (and at least
+/// The hook's timeout, `DEFAULT_TIMEOUT` when unset, at most `MAX_TIMEOUT` (and at least
 /// a second: a zero timeout would fail every call).
 pub fn hook_timeout(hook: &CanaryWebhook) -> Duration {
     hook.timeout
