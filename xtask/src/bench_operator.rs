@@ -119,41 +119,71 @@ struct RequestRow {
 }
 
 async fn bench(options: &Options, binary: &Path) -> Result<()> {
-    println!("==> starting etcd and kube-apiserver");
-    let cluster = LocalCluster::start().await?;
-    cluster.install_fledge_crds().await?;
-    cluster
-        .apply_yaml(
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{ name: {NAMESPACE} }}\n"),
-            "default",
-        )
-        .await?;
-    let sim = ClusterSim::start(
-        cluster.client(),
-        ClusterSimConfig {
-            ready_delay: Duration::from_millis(200),
-            namespace: Some(NAMESPACE.to_owned()),
-        },
-    );
-    let log = operator::run_dir("fledge-bench-operator")?.join("fledge-operator.log");
-    let args = operator::flags(cluster.kubeconfig_path(), NAMESPACE, "kubernetes", None)?;
-    let mut fledge = Operator::spawn(binary, &args, &log)?;
-    // Ended by the next start's sweep should this process be killed outright.
-    cluster.adopt(fledge.pid())?;
-    println!(
-        "==> fledge-operator {} (pid {}, log {})",
-        args.join(" "),
-        fledge.pid(),
-        log.display()
-    );
-
-    let results = measure(options, &cluster, &mut fledge).await;
-    drop(fledge);
-    drop(sim);
-    cluster.stop();
+    let mut stage = BenchStage::start(binary, "fledge-bench-operator").await?;
+    let results = measure(options, &stage.cluster, &mut stage.fledge).await;
+    stage.stop();
     let results = results?;
     report(options, &results);
     Ok(())
+}
+
+/// What an operator benchmark runs on: a local control plane with Fledge's CRDs and the
+/// benchmark's namespace, the cluster simulator, and the operator binary watching it.
+pub(crate) struct BenchStage {
+    pub cluster: LocalCluster,
+    pub fledge: Operator,
+    sim: ClusterSim,
+}
+
+impl BenchStage {
+    /// Starts it all; `run` names the directory of the operator's log.
+    pub(crate) async fn start(binary: &Path, run: &str) -> Result<Self> {
+        println!("==> starting etcd and kube-apiserver");
+        let cluster = LocalCluster::start().await?;
+        cluster.install_fledge_crds().await?;
+        cluster
+            .apply_yaml(
+                &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{ name: {NAMESPACE} }}\n"),
+                "default",
+            )
+            .await?;
+        let sim = ClusterSim::start(
+            cluster.client(),
+            ClusterSimConfig {
+                ready_delay: Duration::from_millis(200),
+                namespace: Some(NAMESPACE.to_owned()),
+            },
+        );
+        let log = operator::run_dir(run)?.join("fledge-operator.log");
+        let args = operator::flags(cluster.kubeconfig_path(), NAMESPACE, "kubernetes", None)?;
+        let fledge = Operator::spawn(binary, &args, &log)?;
+        // Ended by the next start's sweep should this process be killed outright.
+        cluster.adopt(fledge.pid())?;
+        println!(
+            "==> {} {} (pid {}, log {})",
+            binary.display(),
+            args.join(" "),
+            fledge.pid(),
+            log.display()
+        );
+        Ok(Self {
+            cluster,
+            fledge,
+            sim,
+        })
+    }
+
+    /// Stops the operator, the simulator and the control plane, in that order.
+    pub(crate) fn stop(self) {
+        let Self {
+            cluster,
+            fledge,
+            sim,
+        } = self;
+        drop(fledge);
+        drop(sim);
+        cluster.stop();
+    }
 }
 
 async fn measure(

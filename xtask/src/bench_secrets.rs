@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use fledge_api::CanaryPhase;
-use fledge_testkit::{ClusterSim, ClusterSimConfig, LocalCluster};
+use fledge_testkit::LocalCluster;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-use crate::bench_operator::{INTERVAL_SECONDS, NAMESPACE, memory, request_delta, wait_all};
+use crate::bench_operator::{
+    BenchStage, INTERVAL_SECONDS, NAMESPACE, memory, request_delta, wait_all,
+};
 use crate::control_plane;
 use crate::operator::{self, Operator};
 
@@ -88,37 +90,9 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 async fn bench(options: &Options, binary: &Path) -> Result<()> {
-    println!("==> starting etcd and kube-apiserver");
-    let cluster = LocalCluster::start().await?;
-    cluster.install_fledge_crds().await?;
-    cluster
-        .apply_yaml(
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{ name: {NAMESPACE} }}\n"),
-            "default",
-        )
-        .await?;
-    let sim = ClusterSim::start(
-        cluster.client(),
-        ClusterSimConfig {
-            ready_delay: Duration::from_millis(200),
-            namespace: Some(NAMESPACE.to_owned()),
-        },
-    );
-    let log = operator::run_dir("fledge-bench-secrets")?.join("fledge-operator.log");
-    let args = operator::flags(cluster.kubeconfig_path(), NAMESPACE, "kubernetes", None)?;
-    let mut fledge = Operator::spawn(binary, &args, &log)?;
-    cluster.adopt(fledge.pid())?;
-    println!(
-        "==> {} {} (pid {}, log {})",
-        binary.display(),
-        args.join(" "),
-        fledge.pid(),
-        log.display()
-    );
-    let measured = measure(options, &cluster, &mut fledge).await;
-    drop(fledge);
-    drop(sim);
-    cluster.stop();
+    let mut stage = BenchStage::start(binary, "fledge-bench-secrets").await?;
+    let measured = measure(options, &stage.cluster, &mut stage.fledge).await;
+    stage.stop();
     measured
 }
 

@@ -116,7 +116,7 @@ pub use observation::{
 pub use plan::{Action, Alert, Event, EventLevel, Plan, RouteTarget, StickyCookies};
 pub use request::{ObservationRequest, WebhookRequest};
 pub use rollout::Rollout;
-pub use status_update::{PRIMARY_NOT_READY, PRIMARY_READY, PROMOTED};
+pub use status_update::{PRIMARY_NOT_READY, PRIMARY_READY, PROMOTED, set_phase};
 pub use time::{Timestamp, advance};
 
 use fledge_api::{Canary, CanaryStatus};

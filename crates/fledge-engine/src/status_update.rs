@@ -54,8 +54,9 @@ pub(crate) fn sync(
 
 /// Flagger's `SetStatusPhase`: leaving the analysing phases clears the weight and the
 /// iterations (WaitingPromotion keeps `iterations - 1`); Initialized and Succeeded record the
-/// applied revision as promoted.
-pub(crate) fn set_phase(
+/// applied revision as promoted; the `Promoted` condition follows the phase. Public for an
+/// operator that ends a rollout outside a plan (a spec that turned invalid mid-rollout).
+pub fn set_phase(
     status: &mut CanaryStatus,
     phase: CanaryPhase,
     total_iterations: u32,

@@ -13,7 +13,7 @@
 use fledge_api::canary::{CanaryCondition, ConditionStatus};
 use fledge_api::validation::Problem;
 use fledge_api::{Canary, CanaryPhase, CanaryStatus};
-use fledge_engine::{PROMOTED, WorkloadState};
+use fledge_engine::WorkloadState;
 use fledge_router::{Router, Routes, ServiceRouter, ServiceTarget};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action as Requeue;
@@ -314,27 +314,20 @@ fn set_invalid_condition(status: &mut CanaryStatus, message: &str) {
 /// The status of a rollout that ended with its traffic back on the primary: Failed, as
 /// Flagger writes a rollback (weight and counters cleared, the `Promoted` condition False).
 fn mark_failed(status: &mut CanaryStatus, canary: &Canary) {
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    status.phase = CanaryPhase::Failed;
-    status.canary_weight = 0;
-    status.iterations = 0;
-    status.failed_checks = 0;
-    status.last_transition_time = Some(now.clone());
     let kind = canary
         .spec
         .target_ref
         .kind
         .as_deref()
         .unwrap_or("Deployment");
-    status.conditions.retain(|c| c.type_ != PROMOTED);
-    status.conditions.push(CanaryCondition {
-        type_: PROMOTED.to_owned(),
-        status: ConditionStatus::False,
-        last_update_time: Some(now.clone()),
-        last_transition_time: Some(now),
-        reason: Some(CanaryPhase::Failed.as_str().to_owned()),
-        message: Some(format!("Canary analysis failed, {kind} scaled to zero.")),
-    });
+    fledge_engine::set_phase(
+        status,
+        CanaryPhase::Failed,
+        0,
+        kind,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    status.failed_checks = 0;
 }
 
 /// `name.namespace`, the way Flagger names a canary in messages.
@@ -348,6 +341,8 @@ fn subject(canary: &Canary) -> String {
 
 #[cfg(test)]
 mod tests {
+    use fledge_engine::PROMOTED;
+
     use super::*;
 
     fn canary(provider: &str) -> Canary {
