@@ -292,6 +292,15 @@ impl OperatorConfig {
         }
     }
 
+    /// The settings the routers read: `-ingress-class` (none when empty) and
+    /// `-ingress-annotations-prefix`.
+    pub fn router_options(&self) -> fledge_router::RouterOptions {
+        fledge_router::RouterOptions {
+            ingress_class: Some(self.ingress_class.clone()).filter(|class| !class.is_empty()),
+            ingress_annotations_prefix: self.ingress_annotations_prefix.clone(),
+        }
+    }
+
     /// Flags that are accepted and set but change nothing in Fledge today, each with why: to
     /// be logged once at start.
     pub fn without_effect(&self) -> Vec<(String, &'static str)> {

@@ -19,10 +19,10 @@
 //!
 //! ```no_run
 //! # async fn run(client: kube::Client, canary: fledge_api::Canary) -> fledge_router::Result<()> {
-//! use fledge_router::{Routes, ServiceRouter, ServiceTarget, router_for};
+//! use fledge_router::{RouterOptions, Routes, ServiceRouter, ServiceTarget, router_for};
 //!
 //! ServiceRouter::new(client.clone()).reconcile(&canary, &ServiceTarget::new("app", "podinfo")).await?;
-//! let router = router_for(canary.spec.effective_provider(None), client)?;
+//! let router = router_for(canary.spec.effective_provider(None), client, &RouterOptions::default())?;
 //! router.reconcile(&canary).await?;
 //! router.set_routes(&canary, Routes::weighted(80, 20)).await?;
 //! assert_eq!(router.get_routes(&canary).await?, Routes::weighted(80, 20));
@@ -36,6 +36,7 @@ mod istio;
 mod kubernetes;
 mod metadata;
 mod object;
+mod options;
 mod provider;
 mod router;
 mod routes;
@@ -52,17 +53,24 @@ pub use metadata::{
     CanaryIdentity, KUBECTL_LAST_APPLIED, ORIGINAL_CONFIGURATION, generated_metadata,
 };
 pub use object::TrafficObject;
+pub use options::RouterOptions;
 pub use provider::{GatewayApiVersion, Provider, SmiVersion};
 pub use router::{MeshRouter, RenderedTraffic, Router, TrafficRenderer};
 pub use routes::Routes;
 pub use services::{CanaryServices, ServiceRouter, ServiceTarget, discover_ports, render_services};
 pub use smi::Smi;
 
-/// The router for a provider name (`spec.provider`, or the operator's default).
+/// The router for a provider name (`spec.provider`, or the operator's default), with the
+/// operator-wide `options`.
 ///
 /// # Errors
 /// [`Error::UnknownProvider`] for a provider this crate does not route.
-pub fn router_for(provider: &str, client: kube::Client) -> Result<Box<dyn Router>> {
+pub fn router_for(
+    provider: &str,
+    client: kube::Client,
+    options: &RouterOptions,
+) -> Result<Box<dyn Router>> {
+    let _ = options; // read by the ingress routers
     Ok(match Provider::parse(provider)? {
         Provider::Kubernetes => Box::new(KubernetesRouter),
         Provider::Istio => Box::new(MeshRouter::new(Istio, client)),

@@ -32,11 +32,16 @@ pub trait Router: Send + Sync {
     /// original spec; objects Fledge created are left to the garbage collector.
     async fn finalize(&self, canary: &Canary) -> Result<()>;
 
-    /// The resource of the object that holds the split (named like the apex Service), for
-    /// callers that keep it in a watch cache; `None` when no object holds it (the
-    /// `kubernetes` provider).
+    /// The resource of the object that holds the split, for callers that keep it in a watch
+    /// cache; `None` when no object holds it (the `kubernetes` provider).
     fn routing_resource(&self) -> Option<ApiResource> {
         None
+    }
+
+    /// The name of the object that holds the split, in the Canary's namespace: the apex
+    /// Service's name for most providers, `<ingress>-canary` for the ingress routers.
+    fn routing_name(&self, canary: &Canary) -> String {
+        canary.spec.service_names().apex
     }
 
     /// The split held by `routing`, the routing object read from a watch cache; what
@@ -49,7 +54,7 @@ pub trait Router: Send + Sync {
         Err(Error::NotFound {
             kind: "routing object".to_owned(),
             namespace: canary.metadata.namespace.clone().unwrap_or_default(),
-            name: canary.spec.service_names().apex,
+            name: self.routing_name(canary),
         })
     }
 
@@ -82,6 +87,12 @@ pub struct RenderedTraffic {
 pub trait TrafficRenderer: Send + Sync {
     /// The resource of the object holding the weights.
     fn routing_resource(&self) -> ApiResource;
+
+    /// The name of the object holding the weights: the apex Service's name unless the
+    /// provider names it otherwise.
+    fn routing_name(&self, canary: &Canary) -> String {
+        canary.spec.service_names().apex
+    }
 
     /// Renders every object of `canary` with the split `routes`.
     ///
@@ -133,9 +144,9 @@ impl<R: TrafficRenderer> MeshRouter<R> {
         identity: &CanaryIdentity,
     ) -> Result<Option<DynamicObject>> {
         let resource = self.renderer.routing_resource();
-        let apex = canary.spec.service_names().apex;
+        let name = self.renderer.routing_name(canary);
         self.applier
-            .get(&resource, &identity.namespace, &apex)
+            .get(&resource, &identity.namespace, &name)
             .await
     }
 
@@ -186,7 +197,7 @@ impl<R: TrafficRenderer> Router for MeshRouter<R> {
         if self.routing_object(canary, &identity).await?.is_none() {
             return Err(not_found(
                 &self.renderer.routing_resource(),
-                canary,
+                self.renderer.routing_name(canary),
                 &identity,
             ));
         }
@@ -200,7 +211,7 @@ impl<R: TrafficRenderer> Router for MeshRouter<R> {
         let Some(object) = self.routing_object(canary, &identity).await? else {
             return Err(not_found(
                 &self.renderer.routing_resource(),
-                canary,
+                self.renderer.routing_name(canary),
                 &identity,
             ));
         };
@@ -210,6 +221,10 @@ impl<R: TrafficRenderer> Router for MeshRouter<R> {
 
     fn routing_resource(&self) -> Option<ApiResource> {
         Some(self.renderer.routing_resource())
+    }
+
+    fn routing_name(&self, canary: &Canary) -> String {
+        self.renderer.routing_name(canary)
     }
 
     fn routes_in(&self, canary: &Canary, routing: &DynamicObject) -> Result<Routes> {
@@ -229,18 +244,18 @@ impl<R: TrafficRenderer> Router for MeshRouter<R> {
 
     async fn finalize(&self, canary: &Canary) -> Result<()> {
         let identity = CanaryIdentity::of(canary)?;
-        let apex = canary.spec.service_names().apex;
+        let name = self.renderer.routing_name(canary);
         self.applier
-            .restore_original(&identity, &self.renderer.routing_resource(), &apex)
+            .restore_original(&identity, &self.renderer.routing_resource(), &name)
             .await?;
         Ok(())
     }
 }
 
-fn not_found(resource: &ApiResource, canary: &Canary, identity: &CanaryIdentity) -> Error {
+fn not_found(resource: &ApiResource, name: String, identity: &CanaryIdentity) -> Error {
     Error::NotFound {
         kind: resource.kind.clone(),
         namespace: identity.namespace.clone(),
-        name: canary.spec.service_names().apex,
+        name,
     }
 }

@@ -5,7 +5,8 @@ mod common;
 
 use common::cluster::{Env, owned_by, version_of};
 use fledge_router::{
-    Error, KubernetesRouter, Router, Routes, ServiceRouter, ServiceTarget, router_for,
+    Error, KubernetesRouter, Router, RouterOptions, Routes, ServiceRouter, ServiceTarget,
+    router_for,
 };
 use kube::api::ApiResource;
 use serde_json::json;
@@ -109,7 +110,7 @@ async fn an_apex_service_the_user_deployed_is_adopted_and_reverted_on_finalize()
 async fn the_kubernetes_provider_switches_traffic_only_all_at_once() {
     let env = Env::start("kubernetes").await;
     let canary = env.create_canary(SPEC).await;
-    let router = router_for("kubernetes", env.client.clone()).unwrap();
+    let router = router_for("kubernetes", env.client.clone(), &RouterOptions::default()).unwrap();
     router.reconcile(&canary).await.unwrap();
     assert_eq!(router.get_routes(&canary).await.unwrap(), Routes::INITIAL);
     router

@@ -135,8 +135,12 @@ async fn a_split_the_user_created_is_restored_on_finalize() {
             "  provider: smi:v1alpha3:linkerd\n  service: {port: 9898}\n  revertOnDeletion: true",
         )
         .await;
-    let router =
-        fledge_router::router_for("smi:v1alpha3:linkerd", env.client.clone()).expect("a router");
+    let router = fledge_router::router_for(
+        "smi:v1alpha3:linkerd",
+        env.client.clone(),
+        &fledge_router::RouterOptions::default(),
+    )
+    .expect("a router");
     router.reconcile(&canary).await.expect("reconciles");
     router
         .set_routes(&canary, Routes::weighted(50, 50))

@@ -46,8 +46,7 @@ pub async fn repair(ctx: &Context, canary: &Canary, status: &CanaryStatus, actio
     if !repairs(status.phase, actions) {
         return;
     }
-    let provider = canary.spec.effective_provider(Some(&ctx.default_provider));
-    let router = match fledge_router::router_for(provider, ctx.client.clone()) {
+    let router = match ctx.router(canary) {
         Ok(router) => router,
         Err(error) => {
             tracing::debug!(%error, "no router");
@@ -58,8 +57,8 @@ pub async fn repair(ctx: &Context, canary: &Canary, status: &CanaryStatus, actio
         return;
     };
     let namespace = canary.metadata.namespace.as_deref().unwrap_or_default();
-    let apex = canary.spec.service_names().apex;
-    let cached = ctx.lazy.get(&resource, namespace, &apex);
+    let name = router.routing_name(canary);
+    let cached = ctx.lazy.get(&resource, namespace, &name);
     let needed = needs(router.as_ref(), canary, status, &cached);
     let written = match needed {
         Repair::None => return,
@@ -69,9 +68,9 @@ pub async fn repair(ctx: &Context, canary: &Canary, status: &CanaryStatus, actio
     let kind = &resource.kind;
     match written {
         // Flagger's words (`VirtualService podinfo.test updated`).
-        Ok(()) if needed == Repair::Create => tracing::info!("{kind} {apex}.{namespace} created"),
-        Ok(()) => tracing::info!("{kind} {apex}.{namespace} updated"),
-        Err(error) => tracing::warn!(%error, "{kind} {apex}.{namespace} repair failed: {error}"),
+        Ok(()) if needed == Repair::Create => tracing::info!("{kind} {name}.{namespace} created"),
+        Ok(()) => tracing::info!("{kind} {name}.{namespace} updated"),
+        Err(error) => tracing::warn!(%error, "{kind} {name}.{namespace} repair failed: {error}"),
     }
 }
 

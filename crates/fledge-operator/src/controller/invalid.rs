@@ -275,8 +275,7 @@ pub async fn revert(ctx: &Context, canary: &Canary, key: &ObjectRef<Canary>) -> 
 
 /// The router of the canary's provider; `None` when no router handles it.
 fn router(ctx: &Context, canary: &Canary) -> Option<Box<dyn Router>> {
-    let provider = canary.spec.effective_provider(Some(&ctx.default_provider));
-    fledge_router::router_for(provider, ctx.client.clone()).ok()
+    ctx.router(canary).ok()
 }
 
 /// Whether a workload runs all its desired pods, at least one, of its current template.

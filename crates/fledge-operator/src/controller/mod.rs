@@ -54,6 +54,8 @@ pub struct Context {
     pub caches: Caches,
     /// `-mesh-provider`: the provider of canaries that name none.
     pub default_provider: String,
+    /// `-ingress-class` and `-ingress-annotations-prefix`, for the routers that read them.
+    pub router_options: fledge_router::RouterOptions,
     /// `-metrics-server`: the metrics server of canaries that name none.
     pub metrics_server: String,
     /// The served `autoscaling` version.
@@ -86,6 +88,18 @@ pub struct Context {
 }
 
 impl Context {
+    /// The router of `canary`'s provider (its own, else `-mesh-provider`).
+    ///
+    /// # Errors
+    /// [`fledge_router::Error::UnknownProvider`] when no router handles the provider.
+    pub fn router(
+        &self,
+        canary: &fledge_api::Canary,
+    ) -> fledge_router::Result<Box<dyn fledge_router::Router>> {
+        let provider = canary.spec.effective_provider(Some(&self.default_provider));
+        fledge_router::router_for(provider, self.client.clone(), &self.router_options)
+    }
+
     /// The HorizontalPodAutoscaler `namespace/name` (of the served `autoscaling` version),
     /// from its watch cache once that holds its list, else read from the API server.
     ///
@@ -284,6 +298,7 @@ async fn context(
         applier: WorkloadApplier::new(client.clone(), config.workload_settings()),
         caches,
         default_provider: config.mesh_provider.clone(),
+        router_options: config.router_options(),
         metrics_server: config.metrics_server.clone(),
         autoscaling: AutoscalingVersion::detect(client).await?,
         recorder: Recorder::new(client.clone(), reporter),

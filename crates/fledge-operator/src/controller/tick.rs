@@ -192,8 +192,7 @@ async fn run_engine(
             )
             .await?;
     }
-    let provider = canary.spec.effective_provider(Some(&ctx.default_provider));
-    let router = fledge_router::router_for(provider, ctx.client.clone()).map_err(Error::Router)?;
+    let router = ctx.router(canary).map_err(Error::Router)?;
     let world = World {
         primary: target.primary_state(),
         canary: target.canary_state(),
@@ -293,7 +292,7 @@ async fn current_routes(
         Some(resource) => ctx.lazy.get(
             &resource,
             canary.metadata.namespace.as_deref().unwrap_or_default(),
-            &canary.spec.service_names().apex,
+            &router.routing_name(canary),
         ),
         None => Cached::Unknown,
     };
@@ -305,7 +304,7 @@ async fn current_routes(
                 .map(|r| r.kind)
                 .unwrap_or_default(),
             namespace: canary.metadata.namespace.clone().unwrap_or_default(),
-            name: canary.spec.service_names().apex,
+            name: router.routing_name(canary),
         }),
         Cached::Unknown => router.get_routes(canary).await,
     };
