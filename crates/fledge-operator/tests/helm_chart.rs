@@ -568,6 +568,31 @@ fn values_fledge_cannot_honour_fail_naming_the_value() {
     }
 }
 
+/// Tables of values.yaml given whole (Kubernetes objects, the user's annotations).
+const WHOLE: [&str; 4] = [
+    "podAnnotations",
+    "resources",
+    "podSecurityContext",
+    "securityContext.context",
+];
+/// The dotted paths of the values a user sets (`image.tag`), as the README table names them.
+fn leaves(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value.as_object() {
+        // Tables given whole (Kubernetes objects, the user's annotations) are one value.
+        Some(table) if !table.is_empty() && !WHOLE.contains(&prefix) => {
+            for (key, child) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                leaves(child, &path, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
 #[test]
 fn every_value_is_in_the_readme_table() {
     let values: Value = fledge_api::yaml::documents(
@@ -578,28 +603,6 @@ fn every_value_is_in_the_readme_table() {
     .remove(0);
     let readme = std::fs::read_to_string(repository().join("deploy/chart/fledge/README.md"))
         .expect("the chart's README.md");
-    const WHOLE: [&str; 4] = [
-        "podAnnotations",
-        "resources",
-        "podSecurityContext",
-        "securityContext.context",
-    ];
-    fn leaves(value: &Value, prefix: &str, out: &mut Vec<String>) {
-        match value.as_object() {
-            // Tables given whole (Kubernetes objects, the user's annotations) are one value.
-            Some(table) if !table.is_empty() && !WHOLE.contains(&prefix) => {
-                for (key, child) in table {
-                    let path = if prefix.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{prefix}.{key}")
-                    };
-                    leaves(child, &path, out);
-                }
-            }
-            _ => out.push(prefix.to_owned()),
-        }
-    }
     let mut paths = Vec::new();
     leaves(&values, "", &mut paths);
     let missing: Vec<&String> = paths
