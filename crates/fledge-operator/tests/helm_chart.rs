@@ -566,6 +566,12 @@ fn values_fledge_cannot_honour_fail_naming_the_value() {
             "--set {set}: {error}"
         );
     }
+    // Chart.yaml's kubeVersion, checked as Helm checks it.
+    let error = try_render(&["--kube-version", "v1.19.0"]).expect_err("Kubernetes 1.19");
+    assert!(
+        error.contains("chart requires kubeVersion: >=1.20.0-0"),
+        "{error}"
+    );
 }
 
 /// Tables of values.yaml given whole (Kubernetes objects, the user's annotations).

@@ -3,11 +3,12 @@
 // (include, tpl, required, fail, toYaml, fromYaml, toJson, ...), values.yaml coalesced with
 // values files and --set, .Release, .Chart, .Files and .Capabilities, partials (_*.tpl) and
 // NOTES.txt not printed, empty documents dropped, the documents ordered by kind as Helm
-// installs them and each headed by `# Source:`. Fledge's tests use it to check
+// installs them and each headed by `# Source:`, and Chart.yaml's kubeVersion checked against
+// --kube-version (v1.20.0, the tests' API server, by default). Fledge's tests use it to check
 // deploy/chart/fledge; `cargo xtask chart` builds and runs it.
 //
 // It follows Helm 3's engine (pkg/engine, pkg/chartutil, pkg/strvals, pkg/releaseutil) for
-// what a chart without dependencies uses. Not implemented: subcharts, hooks' ordering,
+// what a chart without dependencies uses. Not implemented: subcharts, hooks (refused),
 // values.schema.json, .helmignore, `lookup` against a cluster (it answers an empty map, as
 // `helm template` does) and `**` in .Files.Glob.
 //
@@ -19,6 +20,7 @@
 //
 //	chart-render --chart DIR [--name RELEASE] [--namespace NS] [--include-crds] [--notes]
 //	             [-f values.yaml]... [--set k=v]... [--set-string k=v]...
+//	             [--kube-version v1.20.0] [--api-versions group/version]...
 package main
 
 import (
@@ -36,7 +38,8 @@ import (
 	"strings"
 	"text/template"
 
-	sprig "github.com/Masterminds/sprig" // v3, at this path in Debian's GOPATH
+	semver "github.com/Masterminds/semver" // v3, at this path in Debian's GOPATH
+	sprig "github.com/Masterminds/sprig"   // v3, at this path in Debian's GOPATH
 	"sigs.k8s.io/yaml"
 )
 
@@ -332,6 +335,19 @@ func run(opts options) (string, error) {
 	c, err := loadChart(opts.chart)
 	if err != nil {
 		return "", err
+	}
+	if c.meta.KubeVersion != "" {
+		constraint, err := semver.NewConstraint(c.meta.KubeVersion)
+		if err != nil {
+			return "", fmt.Errorf("Chart.yaml: kubeVersion %q: %w", c.meta.KubeVersion, err)
+		}
+		version, err := semver.NewVersion(opts.kubeVersion)
+		if err != nil {
+			return "", fmt.Errorf("--kube-version %q: %w", opts.kubeVersion, err)
+		}
+		if !constraint.Check(version) {
+			return "", fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", c.meta.KubeVersion, opts.kubeVersion)
+		}
 	}
 	user, err := userValues(opts)
 	if err != nil {
