@@ -107,8 +107,14 @@ pub fn ensure() -> Result<Binaries> {
     if missing.contains(&Tool::KubeApiserver) {
         build_kube_apiserver()?;
     }
-    // The Helm chart's renderer (deploy/chart/render), which its test builds.
-    ensure_packages(&crate::chart::RENDER_PACKAGES)?;
+    // The Go packages of the Helm chart's renderer (deploy/chart/render), which
+    // tests/helm_chart.rs builds; without them only that test fails.
+    if let Err(e) = ensure_packages(&crate::chart::RENDER_PACKAGES) {
+        eprintln!(
+            "warning: {e:#}
+warning: the Helm chart's test cannot build its renderer"
+        );
+    }
     println!("control plane binaries:");
     check()
 }
