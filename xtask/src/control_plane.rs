@@ -107,8 +107,29 @@ pub fn ensure() -> Result<Binaries> {
     if missing.contains(&Tool::KubeApiserver) {
         build_kube_apiserver()?;
     }
+    // The Go packages of the Helm chart's renderer (deploy/chart/render), which
+    // tests/helm_chart.rs builds; without them only that test fails.
+    if let Err(e) = ensure_packages(&crate::chart::RENDER_PACKAGES) {
+        eprintln!(
+            "warning: {e:#}
+warning: the Helm chart's test cannot build its renderer"
+        );
+    }
     println!("control plane binaries:");
     check()
+}
+
+/// Installs those of `packages` that dpkg does not list as installed.
+pub fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !package_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing)
 }
 
 fn located() -> Result<Binaries> {

@@ -8,6 +8,7 @@ mod bench_index;
 mod bench_metrics;
 mod bench_operator;
 mod bench_secrets;
+mod chart;
 mod cluster;
 mod control_plane;
 mod crd;
@@ -24,6 +25,7 @@ fn usage() -> &'static str {
      commands:\n\
      \x20 crd [--check]   write deploy/crds/ from the Rust types (--check: fail on drift)\n\
      \x20 install [--check]  write deploy/install.yaml from deploy/kustomize/istio (--check: fail on drift)\n\
+     \x20 chart [--set k=v] [-f F] [--include-crds]  print what the Helm chart deploy/chart/fledge renders\n\
      \x20 bench cluster [--starts N]   start-up time of the local control plane (target 10 s)\n\
      \x20 bench engine [--seconds N]   plans per second of the engine (release build, one core)\n\
      \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n\
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "crd" => crd::run(rest),
         "install" => install::run(rest),
+        "chart" => chart::run(rest),
         "bench" if rest.first().is_some_and(|what| what == "cluster") => {
             bench_cluster::run(&rest[1..])
         }
