@@ -47,9 +47,9 @@ async fn contour_proxy_is_reconciled_routed_through_every_step_and_idempotent() 
 
     // A canary release's steps, then the promotion back to the primary.
     for canary_weight in [10, 20, 30, 40, 50, 0] {
-        let routes = Routes::weighted(100 - canary_weight, canary_weight);
-        router.set_routes(&canary, routes).await.unwrap();
-        assert_eq!(router.get_routes(&canary).await.unwrap(), routes);
+        let split = Routes::weighted(100 - canary_weight, canary_weight);
+        router.set_routes(&canary, split).await.unwrap();
+        assert_eq!(router.get_routes(&canary).await.unwrap(), split);
     }
     router
         .set_routes(&canary, Routes::weighted(70, 30))
@@ -136,13 +136,13 @@ async fn contour_ab_testing_and_adoption_of_a_users_proxy_restored_on_finalize()
         .render(&canary, Routes::weighted(0, 100))
         .unwrap();
     assert_kept(&proxy.data["spec"], &rendered.routing.object.data["spec"]);
-    let routes = proxy.data["spec"]["routes"].as_array().unwrap();
-    assert_eq!(routes.len(), 3);
+    let proxy_routes = proxy.data["spec"]["routes"].as_array().unwrap();
+    assert_eq!(proxy_routes.len(), 3);
     assert_eq!(
-        routes[1]["conditions"][2],
+        proxy_routes[1]["conditions"][2],
         json!({ "queryParameter": { "name": "beta", "prefix": "y" } })
     );
-    assert_eq!(routes[2]["services"][0]["weight"], 100);
+    assert_eq!(proxy_routes[2]["services"][0]["weight"], 100);
 
     router.finalize(&canary).await.unwrap();
     let proxy = env.get(&resource, "podinfo").await;

@@ -65,9 +65,9 @@ async fn gloo_route_table_and_upstreams_follow_the_canary_and_its_upstream_ref()
     assert_eq!(router.get_routes(&canary).await.unwrap(), Routes::INITIAL);
 
     for canary_weight in [10, 20, 30, 40, 50, 0] {
-        let routes = Routes::weighted(100 - canary_weight, canary_weight);
-        router.set_routes(&canary, routes).await.unwrap();
-        assert_eq!(router.get_routes(&canary).await.unwrap(), routes);
+        let split = Routes::weighted(100 - canary_weight, canary_weight);
+        router.set_routes(&canary, split).await.unwrap();
+        assert_eq!(router.get_routes(&canary).await.unwrap(), split);
     }
 
     // Reconciling again writes nothing while the referenced Upstream is unchanged...

@@ -43,22 +43,41 @@ async fn weighted_story(provider: &str, group: TraefikGroup) {
         .apply_as("kubectl", &ingress_route_resource, ingress_route(group))
         .await;
     let canary = env.create_canary(SPEC).await;
-    let router = router_for(provider, env.client.clone(), &RouterOptions::default()).unwrap();
+    let router =
+        router_for(provider, env.client.clone(), &RouterOptions::default()).expect("a router");
     assert_eq!(router.routing_resource(), Some(resource.clone()));
-    router.reconcile(&canary).await.unwrap();
+    router
+        .reconcile(&canary)
+        .await
+        .expect("the router call succeeds");
 
     let service = env.get(&resource, "podinfo").await;
-    let rendered = renderer.render(&canary, Routes::INITIAL).unwrap();
-    assert_kept(&service.data["spec"], &rendered.routing.object.data["spec"]);
+    let desired = renderer.render(&canary, Routes::INITIAL).expect("renders");
+    assert_kept(&service.data["spec"], &desired.routing.object.data["spec"]);
     assert!(owned_by(&service, &canary));
-    assert_eq!(router.get_routes(&canary).await.unwrap(), Routes::INITIAL);
+    assert_eq!(
+        router
+            .get_routes(&canary)
+            .await
+            .expect("the router call succeeds"),
+        Routes::INITIAL
+    );
 
     // Seed 003's steps: 5% at a time up to 50%, then everything back on the promoted primary;
     // and a full switch to the canary, where the primary's weight 0 must be written.
     for canary_weight in (5..=50).step_by(5).chain([0, 100]) {
-        let routes = Routes::weighted(100 - canary_weight, canary_weight);
-        router.set_routes(&canary, routes).await.unwrap();
-        assert_eq!(router.get_routes(&canary).await.unwrap(), routes);
+        let split = Routes::weighted(100 - canary_weight, canary_weight);
+        router
+            .set_routes(&canary, split)
+            .await
+            .expect("the router call succeeds");
+        assert_eq!(
+            router
+                .get_routes(&canary)
+                .await
+                .expect("the router call succeeds"),
+            split
+        );
     }
     let service = env.get(&resource, "podinfo").await;
     assert_eq!(
@@ -68,12 +87,15 @@ async fn weighted_story(provider: &str, group: TraefikGroup) {
             { "name": "podinfo-canary", "namespace": env.ns(), "port": 80, "weight": 100 },
         ])
     );
-    router.set_routes(&canary, Routes::INITIAL).await.unwrap();
+    router
+        .set_routes(&canary, Routes::INITIAL)
+        .await
+        .expect("the router call succeeds");
     let service = env.get(&resource, "podinfo").await;
     assert_eq!(
         service.data["spec"]["weighted"]["services"]
             .as_array()
-            .unwrap()
+            .expect("present")
             .len(),
         1,
         "the canary leaves the list when it gets no traffic"
@@ -83,14 +105,20 @@ async fn weighted_story(provider: &str, group: TraefikGroup) {
     router
         .set_routes(&canary, Routes::weighted(75, 25))
         .await
-        .unwrap();
+        .expect("present");
     let before = env.get(&resource, "podinfo").await;
-    router.reconcile(&canary).await.unwrap();
+    router
+        .reconcile(&canary)
+        .await
+        .expect("the router call succeeds");
     let after = env.get(&resource, "podinfo").await;
     assert_eq!(version_of(&after), version_of(&before));
-    assert!(router.routing_in_sync(&canary, &after).unwrap());
+    assert!(router.routing_in_sync(&canary, &after).expect("present"));
     assert_eq!(
-        router.get_routes(&canary).await.unwrap(),
+        router
+            .get_routes(&canary)
+            .await
+            .expect("the router call succeeds"),
         Routes::weighted(75, 25)
     );
     assert_eq!(
