@@ -144,8 +144,8 @@ pub struct OperatorConfig {
           num_args = 0..=1, default_missing_value = "true")]
     pub no_cross_namespace_refs: bool,
 
-    /// Ingress class of the HTTPProxy objects (Contour) and Ingresses (NGINX) Flagger's
-    /// routers write; kept for Fledge's NGINX and Contour routers, which do not exist yet.
+    /// Ingress class of the HTTPProxy objects the Contour router writes
+    /// (`spec.ingressClassName`, as Flagger); none when empty.
     #[arg(long, env = "FLEDGE_INGRESS_CLASS", default_value = "")]
     pub ingress_class: String,
 
@@ -310,12 +310,6 @@ impl OperatorConfig {
             .into_iter()
             .map(|flag| (flag, "Flagger flag accepted but without effect in Fledge"))
             .collect();
-        if !self.ingress_class.is_empty() {
-            flags.push((
-                format!("-ingress-class={}", self.ingress_class),
-                "kept for the NGINX and Contour routers, which Fledge does not have yet",
-            ));
-        }
         if self.ingress_annotations_prefix != "nginx.ingress.kubernetes.io" {
             flags.push((
                 format!(

@@ -81,6 +81,11 @@ fn every_flag_of_flaggers_chart_parses_as_flagger_means_it() {
     );
     assert_eq!(config.include_label_prefix, ["app.kubernetes.io", "team"]);
     assert_eq!(config.ingress_class, "contour");
+    // Read by the Contour router.
+    assert_eq!(
+        config.router_options().ingress_class.as_deref(),
+        Some("contour")
+    );
     assert_eq!(
         config.event_webhook.as_deref(),
         Some("http://events.monitoring/flagger")
@@ -98,7 +103,6 @@ fn every_flag_of_flaggers_chart_parses_as_flagger_means_it() {
         without_effect,
         [
             "-threadiness=2",
-            "-ingress-class=contour",
             "-ingress-annotations-prefix=custom.ingress.kubernetes.io",
             "-kubeconfig-service-mesh=/tmp/controlplane/kubeconfig",
         ],

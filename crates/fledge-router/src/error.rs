@@ -36,7 +36,8 @@ pub enum Error {
     /// `spec.provider` names a provider this crate does not route (yet).
     #[error(
         "spec.provider: unknown or unsupported provider {provider:?}; supported: kubernetes, istio, linkerd, osm, \
-         smi:v1alpha1:<mesh>, smi:v1alpha2:<mesh>, smi:v1alpha3:<mesh>, gatewayapi:v1, gatewayapi:v1beta1"
+         smi:v1alpha1:<mesh>, smi:v1alpha2:<mesh>, smi:v1alpha3:<mesh>, gatewayapi:v1, gatewayapi:v1beta1, \
+         contour, traefik, traefik:traefik.containo.us, gloo"
     )]
     UnknownProvider {
         /// The provider as written.

@@ -10,6 +10,9 @@
 //! | `istio` | VirtualService + two DestinationRules ([`Istio`]) |
 //! | `gatewayapi:v1`, `gatewayapi:v1beta1` | HTTPRoute ([`GatewayApi`]) |
 //! | `linkerd`, `osm`, `smi:v1alpha{1,2,3}:<mesh>` | TrafficSplit ([`Smi`]) |
+//! | `contour` | HTTPProxy ([`Contour`]) |
+//! | `traefik`, `traefik:traefik.containo.us` | TraefikService ([`Traefik`]) |
+//! | `gloo` | RouteTable + two Upstreams ([`Gloo`], [`GlooRouter`]) |
 //!
 //! Rendering is a pure function of the Canary and the split ([`TrafficRenderer::render`],
 //! [`render_services`]); [`MeshRouter`] applies the result with server-side apply (field
@@ -30,8 +33,11 @@
 //! ```
 
 mod apply;
+mod capabilities;
+mod contour;
 mod error;
 mod gateway_api;
+mod gloo;
 mod istio;
 mod kubernetes;
 mod metadata;
@@ -43,10 +49,13 @@ mod routes;
 mod services;
 pub mod session_affinity;
 mod smi;
+mod traefik;
 
 pub use apply::{Applier, FIELD_MANAGER, holds};
+pub use contour::Contour;
 pub use error::{Error, Result};
 pub use gateway_api::GatewayApi;
+pub use gloo::{Gloo, GlooRouter};
 pub use istio::Istio;
 pub use kubernetes::KubernetesRouter;
 pub use metadata::{
@@ -54,11 +63,12 @@ pub use metadata::{
 };
 pub use object::TrafficObject;
 pub use options::RouterOptions;
-pub use provider::{GatewayApiVersion, Provider, SmiVersion};
+pub use provider::{GatewayApiVersion, Provider, SmiVersion, TraefikGroup};
 pub use router::{MeshRouter, RenderedTraffic, Router, TrafficRenderer};
 pub use routes::Routes;
 pub use services::{CanaryServices, ServiceRouter, ServiceTarget, discover_ports, render_services};
 pub use smi::Smi;
+pub use traefik::Traefik;
 
 /// The router for a provider name (`spec.provider`, or the operator's default), with the
 /// operator-wide `options`.
@@ -70,7 +80,6 @@ pub fn router_for(
     client: kube::Client,
     options: &RouterOptions,
 ) -> Result<Box<dyn Router>> {
-    let _ = options; // read by the ingress routers
     Ok(match Provider::parse(provider)? {
         Provider::Kubernetes => Box::new(KubernetesRouter),
         Provider::Istio => Box::new(MeshRouter::new(Istio, client)),
@@ -80,5 +89,11 @@ pub fn router_for(
         Provider::Smi { version, mesh } => {
             Box::new(MeshRouter::new(Smi::new(version, mesh), client))
         }
+        Provider::Contour => Box::new(MeshRouter::new(
+            Contour::new(options.ingress_class.clone()),
+            client,
+        )),
+        Provider::Traefik(group) => Box::new(MeshRouter::new(Traefik::new(group), client)),
+        Provider::Gloo => Box::new(GlooRouter::new(client)),
     })
 }

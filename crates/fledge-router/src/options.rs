@@ -4,8 +4,8 @@
 /// Settings shared by every canary's router, from the operator's flags.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouterOptions {
-    /// `-ingress-class`: written as the `kubernetes.io/ingress.class` annotation of the objects
-    /// of ingress controllers that read it (Contour's HTTPProxy); `None` writes none.
+    /// `-ingress-class`: written as `spec.ingressClassName` of Contour's HTTPProxy, as Flagger
+    /// does; `None` writes none.
     pub ingress_class: Option<String>,
     /// `-ingress-annotations-prefix`: the prefix of the NGINX canary annotations
     /// (`<prefix>/canary`, `<prefix>/canary-weight`...).

@@ -18,6 +18,38 @@ pub enum Provider {
         /// The mesh that reads the split (`linkerd`, `osm`, or what follows `smi:<version>:`).
         mesh: String,
     },
+    /// Contour HTTPProxy (`contour`).
+    Contour,
+    /// Traefik TraefikService (`traefik`, `traefik:traefik.io`, `traefik:traefik.containo.us`).
+    Traefik(TraefikGroup),
+    /// Gloo Edge RouteTable and Upstreams (`gloo`, or any name starting with `gloo` as Flagger
+    /// reads it).
+    Gloo,
+}
+
+/// The API group of Traefik's `v1alpha1` resources.
+///
+/// Flagger writes one group per release: `traefik.containo.us` up to 1.41, `traefik.io` from
+/// 1.42. Traefik serves `traefik.io` from 2.10 on (v3 serves nothing else) and reads both groups
+/// in 2.10 and 2.11, so an IngressRoute in either group finds a `traefik.io` TraefikService
+/// there. Only Traefik 2.3 to 2.9 needs the old group; the provider name says so, as the
+/// operator cannot afford a discovery request per tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraefikGroup {
+    /// `traefik.io` (`traefik`, `traefik:traefik.io`).
+    TraefikIo,
+    /// `traefik.containo.us` (`traefik:traefik.containo.us`).
+    ContainoUs,
+}
+
+impl TraefikGroup {
+    /// The API group.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TraefikIo => "traefik.io",
+            Self::ContainoUs => "traefik.containo.us",
+        }
+    }
 }
 
 /// The served version of `gateway.networking.k8s.io` HTTPRoutes.
@@ -64,7 +96,8 @@ impl SmiVersion {
 impl Provider {
     /// Reads a provider name as Flagger does: `linkerd` is SMI v1alpha1, `osm` SMI v1alpha2,
     /// `smi:v1alpha3:<mesh>` names the version and the mesh, `gatewayapi:v1...` the Gateway API
-    /// version.
+    /// version, `gloo...` is Gloo; `traefik:<group>` names the group of the TraefikService
+    /// (see [`TraefikGroup`]).
     ///
     /// # Errors
     /// [`Error::UnknownProvider`] for providers this crate does not route.
@@ -78,6 +111,11 @@ impl Provider {
             "istio" => Self::Istio,
             "linkerd" => smi(SmiVersion::V1alpha1, "linkerd"),
             "osm" => smi(SmiVersion::V1alpha2, "osm"),
+            "contour" => Self::Contour,
+            "traefik" | "traefik:traefik.io" => Self::Traefik(TraefikGroup::TraefikIo),
+            "traefik:traefik.containo.us" => Self::Traefik(TraefikGroup::ContainoUs),
+            // Flagger matches Gloo by prefix.
+            _ if name.starts_with("gloo") => Self::Gloo,
             _ => {
                 if let Some(rest) = name.strip_prefix("gatewayapi:") {
                     // Flagger matches by prefix, so `gatewayapi:v1beta1` must be tested first.
@@ -151,14 +189,34 @@ mod tests {
             Provider::parse("gatewayapi:v1beta1").unwrap(),
             Provider::GatewayApi(GatewayApiVersion::V1beta1)
         );
+        assert_eq!(Provider::parse("contour").unwrap(), Provider::Contour);
+        assert_eq!(Provider::parse("gloo").unwrap(), Provider::Gloo);
+        assert_eq!(Provider::parse("gloo:v1").unwrap(), Provider::Gloo);
+    }
+
+    #[test]
+    fn traefik_writes_the_group_flagger_writes_unless_the_name_asks_for_the_old_one() {
+        assert_eq!(
+            Provider::parse("traefik").unwrap(),
+            Provider::Traefik(TraefikGroup::TraefikIo)
+        );
+        assert_eq!(
+            Provider::parse("traefik:traefik.io").unwrap(),
+            Provider::Traefik(TraefikGroup::TraefikIo)
+        );
+        assert_eq!(
+            Provider::parse("traefik:traefik.containo.us").unwrap(),
+            Provider::Traefik(TraefikGroup::ContainoUs)
+        );
+        assert!(Provider::parse("traefik:v2").is_err());
     }
 
     #[test]
     fn refuses_providers_it_does_not_route() {
-        let err = Provider::parse("nginx").unwrap_err();
+        let err = Provider::parse("kuma").unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("spec.provider: unknown or unsupported provider \"nginx\""),
+                .starts_with("spec.provider: unknown or unsupported provider \"kuma\""),
             "{err}"
         );
         assert!(Provider::parse("smi:v2").is_err());

@@ -19,13 +19,18 @@ const FALLBACK_MESH_CRDS: &str = include_str!("../crds/mesh-fallback.yaml");
 const SMI_FILE: &str = "smi-trafficsplit.yaml";
 
 /// The upstream mesh CRD files installed from the reference directory, in order.
-const REFERENCE_FILES: [&str; 6] = [
+const REFERENCE_FILES: [&str; 11] = [
     "istio-networking.yaml",
     SMI_FILE,
     "gateway-api-gatewayclasses.yaml",
     "gateway-api-gateways.yaml",
     "gateway-api-httproutes.yaml",
     "gateway-api-referencegrants.yaml",
+    "contour-httpproxies.yaml",
+    "traefik-io.yaml",
+    "traefik-containo-us.yaml",
+    "gloo-routetables.yaml",
+    "gloo-upstreams.yaml",
 ];
 
 /// Where the mesh schemas came from.
@@ -68,7 +73,8 @@ pub fn reference_mesh_crds_dir() -> Option<PathBuf> {
 }
 
 /// Installs the mesh CRDs routers write (Istio VirtualService/DestinationRule, SMI
-/// TrafficSplit, Gateway API HTTPRoute and friends): the upstream schemas when
+/// TrafficSplit, Gateway API HTTPRoute and friends, Contour HTTPProxy, Traefik TraefikService
+/// and IngressRoute in both API groups, Gloo RouteTable and Upstream): the upstream schemas when
 /// [`reference_mesh_crds_dir`] finds them, the minimal fallback otherwise.
 ///
 /// # Errors
@@ -84,8 +90,9 @@ pub async fn install_mesh_crds(client: &kube::Client) -> Result<MeshCrdSource> {
 }
 
 /// Installs the testkit's own minimal mesh CRDs (what machines without the upstream schemas
-/// get): VirtualService and DestinationRule (v1beta1, v1alpha3, v1), TrafficSplit (v1alpha1–3)
-/// and HTTPRoute (v1, v1beta1), accepting any spec.
+/// get): VirtualService and DestinationRule (v1beta1, v1alpha3, v1), TrafficSplit (v1alpha1–3),
+/// HTTPRoute (v1, v1beta1), HTTPProxy, TraefikService and IngressRoute (`traefik.io` and
+/// `traefik.containo.us`), RouteTable and Upstream, accepting any spec.
 ///
 /// # Errors
 /// As [`install_fledge_crds`].

@@ -123,7 +123,14 @@ async fn the_fallback_mesh_crds_serve_every_version_routers_write() {
             "virtualservices.networking.istio.io",
             "destinationrules.networking.istio.io",
             "trafficsplits.split.smi-spec.io",
-            "httproutes.gateway.networking.k8s.io"
+            "httproutes.gateway.networking.k8s.io",
+            "httpproxies.projectcontour.io",
+            "traefikservices.traefik.io",
+            "ingressroutes.traefik.io",
+            "traefikservices.traefik.containo.us",
+            "ingressroutes.traefik.containo.us",
+            "routetables.gateway.solo.io",
+            "upstreams.gloo.solo.io"
         ]
     );
     let ns = cluster.temp_namespace("fallback").await.expect("namespace");
@@ -148,6 +155,21 @@ async fn the_fallback_mesh_crds_serve_every_version_routers_write() {
             "HTTPRoute",
             ["v1", "v1beta1"].as_slice(),
         ),
+        ("projectcontour.io", "HTTPProxy", ["v1"].as_slice()),
+        ("traefik.io", "TraefikService", ["v1alpha1"].as_slice()),
+        ("traefik.io", "IngressRoute", ["v1alpha1"].as_slice()),
+        (
+            "traefik.containo.us",
+            "TraefikService",
+            ["v1alpha1"].as_slice(),
+        ),
+        (
+            "traefik.containo.us",
+            "IngressRoute",
+            ["v1alpha1"].as_slice(),
+        ),
+        ("gateway.solo.io", "RouteTable", ["v1"].as_slice()),
+        ("gloo.solo.io", "Upstream", ["v1"].as_slice()),
     ];
     for (group, kind, served) in versions {
         for version in served {

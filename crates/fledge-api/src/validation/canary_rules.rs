@@ -11,7 +11,7 @@ use crate::strategy::Strategy;
 use crate::{Canary, CanarySpec};
 
 /// Every provider Fledge routes with, as written in `spec.provider`.
-pub const PROVIDERS: [&str; 21] = [
+pub const PROVIDERS: [&str; 23] = [
     "kubernetes",
     "istio",
     "linkerd",
@@ -26,6 +26,8 @@ pub const PROVIDERS: [&str; 21] = [
     "contour",
     "nginx",
     "traefik",
+    "traefik:traefik.io",
+    "traefik:traefik.containo.us",
     "gloo",
     "skipper",
     "kuma",
@@ -53,6 +55,15 @@ const MATCHING_PROVIDERS: [&str; 9] = [
     "gatewayapi",
     "gatewayapi:v1",
     "gatewayapi:v1beta1",
+];
+
+/// The A/B condition fields of the providers that route by some of them only.
+const MATCH_FIELDS: [(&str, &[&str]); 2] = [
+    ("contour", &["headers", "withoutHeaders", "queryParams"]),
+    (
+        "gloo",
+        &["headers", "withoutHeaders", "queryParams", "method"],
+    ),
 ];
 
 /// Providers that support cookie-based session affinity.
@@ -309,8 +320,27 @@ fn check_routing_features(
             format!("routing by header, cookie or query (A/B testing) is not supported by {p}"),
         );
     }
+    let match_fields = plain.and_then(|p| MATCH_FIELDS.iter().find(|(name, _)| *name == p));
     for (index, condition) in analysis.match_.iter().enumerate() {
-        check_match(condition, &path.field("match").index(index), rules);
+        let at = path.field("match").index(index);
+        check_match(condition, &at, rules);
+        if let Some((p, fields)) = match_fields
+            && let Some(field) = match_fields_set(condition)
+                .into_iter()
+                .find(|field| !fields.contains(field))
+        {
+            rules.problem(
+                &at.field(field),
+                format!(
+                    "the {p} provider routes A/B tests by {} only; remove `{field}`",
+                    match fields.split_last() {
+                        Some((last, [])) => (*last).to_owned(),
+                        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                        None => String::new(),
+                    }
+                ),
+            );
+        }
     }
     if let Some(affinity) = &analysis.session_affinity {
         let affinity_path = path.field("sessionAffinity");
@@ -445,6 +475,27 @@ pub(super) fn flagger_resolutions(canary: &Canary) -> Vec<Problem> {
         ));
     }
     warnings
+}
+
+/// The fields an A/B condition sets, by their JSON names.
+fn match_fields_set(condition: &HttpMatchRequest) -> Vec<&'static str> {
+    [
+        ("uri", condition.uri.is_some()),
+        ("scheme", condition.scheme.is_some()),
+        ("method", condition.method.is_some()),
+        ("authority", condition.authority.is_some()),
+        ("headers", !condition.headers.is_empty()),
+        ("withoutHeaders", !condition.without_headers.is_empty()),
+        ("queryParams", !condition.query_params.is_empty()),
+        ("port", condition.port.is_some()),
+        ("sourceLabels", !condition.source_labels.is_empty()),
+        ("sourceNamespace", condition.source_namespace.is_some()),
+        ("gateways", !condition.gateways.is_empty()),
+        ("ignoreUriCase", condition.ignore_uri_case),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect()
 }
 
 fn check_match(condition: &HttpMatchRequest, path: &JsonPath, rules: &mut Rules) {

@@ -202,6 +202,45 @@ fn mirroring_outside_istio_and_gateway_api_is_refused() {
 }
 
 #[test]
+fn each_ingress_provider_is_held_to_the_conditions_its_router_writes() {
+    let with = |provider: &str, analysis: &str| {
+        check(&canary(analysis).replace("spec:\n", &format!("spec:\n  provider: {provider}\n")))
+    };
+    let ab = "{iterations: 10, match: [{headers: {x-canary: {exact: insider}}}, {uri: {prefix: /beta}}]}";
+    assert_eq!(
+        messages(&with("contour", ab)),
+        [
+            "spec.analysis.match[1].uri: the contour provider routes A/B tests by headers, withoutHeaders and queryParams only; remove `uri`"
+        ]
+    );
+    assert_eq!(
+        messages(&with("gloo", ab)),
+        [
+            "spec.analysis.match[1].uri: the gloo provider routes A/B tests by headers, withoutHeaders, queryParams and method only; remove `uri`"
+        ]
+    );
+    let headers =
+        "{iterations: 10, match: [{headers: {x-canary: {exact: insider}}, method: {exact: GET}}]}";
+    assert!(messages(&with("gloo", headers)).is_empty());
+    assert_eq!(
+        messages(&with("traefik:traefik.containo.us", headers)),
+        [
+            "spec.analysis.match: routing by header, cookie or query (A/B testing) is not supported by traefik:traefik.containo.us"
+        ]
+    );
+    for provider in [
+        "traefik",
+        "traefik:traefik.io",
+        "traefik:traefik.containo.us",
+    ] {
+        assert!(
+            messages(&with(provider, "{stepWeight: 5, maxWeight: 50}")).is_empty(),
+            "{provider}"
+        );
+    }
+}
+
+#[test]
 fn equal_session_affinity_cookies_are_refused() {
     let report = check(&canary(
         "{stepWeight: 10, sessionAffinity: {cookieName: user, primaryCookieName: user}}",

@@ -128,7 +128,8 @@ impl RoutingProvider {
             "kubernetes" => Self::Kubernetes,
             p if p.starts_with("gatewayapi") => Self::GatewayApi,
             "skipper" => Self::Skipper,
-            "traefik" => Self::Traefik,
+            // Fledge's names for the TraefikService group read the same Traefik metrics.
+            "traefik" | "traefik:traefik.io" | "traefik:traefik.containo.us" => Self::Traefik,
             "osm" => Self::Osm,
             "kuma" => Self::Kuma,
             "apisix" => Self::Apisix,

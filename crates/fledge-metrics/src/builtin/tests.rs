@@ -73,6 +73,8 @@ fn provider_names_follow_flaggers_observer_factory() {
         ("linkerd:service", RoutingProvider::Istio),
         ("appmesh:service", RoutingProvider::AppMesh),
         ("smi:v1alpha3", RoutingProvider::Istio),
+        ("traefik:traefik.containo.us", RoutingProvider::Traefik),
+        ("traefik:traefik.io", RoutingProvider::Traefik),
         ("", RoutingProvider::Istio),
     ];
     for (name, expected) in cases {
