@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use fledge_testkit::operator_rbac::{OperatorIdentity, OperatorRequest, SHIPPED_FILES, UsageRecord};
+use fledge_testkit::operator_rbac::{
+    OperatorIdentity, OperatorRequest, SHIPPED_FILES, UsageRecord,
+};
 
 /// Grants the API server checks on the operator's behalf without a request of its own, so
 /// no audit line can show them; each with why, and the test that proves it is needed.
@@ -163,7 +165,9 @@ fn read_records(dir: &Path) -> Result<Vec<UsageRecord>> {
     let mut records = Vec::new();
     let entries = std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))?;
     for entry in entries {
-        let path = entry.with_context(|| format!("read {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("read {}", dir.display()))?
+            .path();
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
@@ -317,7 +321,14 @@ pub fn run(args: &[String]) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn request(verb: &str, group: &str, resource: &str, ns: &str, name: &str, code: u16) -> OperatorRequest {
+    fn request(
+        verb: &str,
+        group: &str,
+        resource: &str,
+        ns: &str,
+        name: &str,
+        code: u16,
+    ) -> OperatorRequest {
         let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
         OperatorRequest {
             verb: verb.to_owned(),
@@ -360,11 +371,39 @@ mod tests {
             test: "t".to_owned(),
             requests: vec![
                 // A server-side apply that created the primary: patch and create.
-                request("patch", "apps", "deployments", "test", "podinfo-primary", 201),
-                request("patch", "flagger.app", "canaries/status", "test", "podinfo", 200),
+                request(
+                    "patch",
+                    "apps",
+                    "deployments",
+                    "test",
+                    "podinfo-primary",
+                    201,
+                ),
+                request(
+                    "patch",
+                    "flagger.app",
+                    "canaries/status",
+                    "test",
+                    "podinfo",
+                    200,
+                ),
                 // The Lease in the Role's namespace counts, one elsewhere is refused.
-                request("get", "coordination.k8s.io", "leases", "fledge-system", "fledge-leader-election", 200),
-                request("get", "coordination.k8s.io", "leases", "test", "flagger-leader-election", 403),
+                request(
+                    "get",
+                    "coordination.k8s.io",
+                    "leases",
+                    "fledge-system",
+                    "fledge-leader-election",
+                    200,
+                ),
+                request(
+                    "get",
+                    "coordination.k8s.io",
+                    "leases",
+                    "test",
+                    "flagger-leader-election",
+                    403,
+                ),
                 request("get", "", "", "", "", 200),
             ],
         }];
@@ -387,7 +426,14 @@ mod tests {
         fledge_testkit::operator_rbac::write_usage(&dir, "one", "a_test", requests.clone())
             .expect("a record");
         let mut refused = requests;
-        refused.push(request("delete", "apps", "deployments", "test", "podinfo", 403));
+        refused.push(request(
+            "delete",
+            "apps",
+            "deployments",
+            "test",
+            "podinfo",
+            403,
+        ));
         fledge_testkit::operator_rbac::write_usage(&dir, "two", "b_test", refused)
             .expect("a record");
         let error = check(&dir).expect_err("most grants are unused").to_string();

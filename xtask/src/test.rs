@@ -149,7 +149,10 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     if extra.is_empty() {
-        println!("==> RBAC (cargo xtask rbac --check {})", usage_dir.display());
+        println!(
+            "==> RBAC (cargo xtask rbac --check {})",
+            usage_dir.display()
+        );
         if let Err(e) = crate::rbac::check(&usage_dir) {
             eprintln!("rbac: {e:#}");
             failed.push("rbac");

@@ -231,6 +231,8 @@ async fn the_operator_connects_to_a_real_api_server_and_stops_cleanly_on_sigterm
     let mut running = running;
     let status = running.child.wait().expect("the operator exits");
     assert!(status.success(), "{status}");
-    let forbidden = cluster.operator_forbidden_requests().expect("the audit log");
+    let forbidden = cluster
+        .operator_forbidden_requests()
+        .expect("the audit log");
     assert!(forbidden.is_empty(), "forbidden: {forbidden:#?}");
 }

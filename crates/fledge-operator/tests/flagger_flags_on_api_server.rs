@@ -174,7 +174,11 @@ async fn master_overrides_the_kubeconfigs_server() {
     let operator = common::operator_process::Operator::spawn(
         &path,
         "fledge-operator",
-        &["-namespace=default", master.as_str(), flagger_lease.as_str()],
+        &[
+            "-namespace=default",
+            master.as_str(),
+            flagger_lease.as_str(),
+        ],
     );
     cluster
         .adopt(operator.pid())

@@ -559,6 +559,8 @@ async fn the_operator_binary_runs_with_each_overlays_container_args_under_the_sh
             "overlay {overlay}: the manifests pass a flag Fledge ignores:\n{output}"
         );
     }
-    let forbidden = cluster.operator_forbidden_requests().expect("the audit log");
+    let forbidden = cluster
+        .operator_forbidden_requests()
+        .expect("the audit log");
     assert!(forbidden.is_empty(), "forbidden: {forbidden:#?}");
 }

@@ -104,7 +104,12 @@ async fn a_leader_whose_lease_requests_hang_stops_before_a_standby_takes_over() 
     leader
         .wait_for_line("Watch caches synced", Duration::from_secs(30))
         .await;
-    let standby = replica(stage.cluster.operator_kubeconfig_path(), &stage, "fledge-b", &[]);
+    let standby = replica(
+        stage.cluster.operator_kubeconfig_path(),
+        &stage,
+        "fledge-b",
+        &[],
+    );
     standby
         .wait_for_line_starting(
             "Another instance has been elected as leader: ",

@@ -140,7 +140,13 @@ impl LocalCluster {
 
         let server_url = format!("https://127.0.0.1:{port}");
         let kubeconfig = dir.path().join("kubeconfig");
-        write_kubeconfig(&kubeconfig, &server_url, &pki.ca_cert, &pki.admin_token, "admin")?;
+        write_kubeconfig(
+            &kubeconfig,
+            &server_url,
+            &pki.ca_cert,
+            &pki.admin_token,
+            "admin",
+        )?;
         let client = client_from_kubeconfig(&kubeconfig).await?;
         let operator = OperatorIdentity::shipped()?;
         let operator_kubeconfig = dir.path().join("operator.kubeconfig");
@@ -277,11 +283,10 @@ impl LocalCluster {
         }
         let thread = std::thread::current();
         let test = thread.name().unwrap_or("main").to_owned();
-        let stem = self
-            .dir
-            .path()
-            .file_name()
-            .map_or_else(|| "cluster".to_owned(), |n| n.to_string_lossy().into_owned());
+        let stem = self.dir.path().file_name().map_or_else(
+            || "cluster".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         operator_rbac::write_usage(Path::new(&dir), &stem, &test, requests)
     }
 

@@ -80,8 +80,8 @@ impl OperatorIdentity {
             origin: origin.to_owned(),
             reason,
         };
-        let kustomization: serde_json::Value = fledge_api::yaml::from_str(KUSTOMIZATION)
-            .map_err(|e| {
+        let kustomization: serde_json::Value =
+            fledge_api::yaml::from_str(KUSTOMIZATION).map_err(|e| {
                 manifest_error("deploy/kustomize/base/kustomization.yaml", e.to_string())
             })?;
         let namespace = kustomization["namespace"]
@@ -166,7 +166,10 @@ impl OperatorIdentity {
                     .get_mut("subjects")
                     .and_then(serde_json::Value::as_array_mut)
                 {
-                    for subject in subjects.iter_mut().filter(|s| s["kind"] == "ServiceAccount") {
+                    for subject in subjects
+                        .iter_mut()
+                        .filter(|s| s["kind"] == "ServiceAccount")
+                    {
                         subject["namespace"] = self.namespace.clone().into();
                     }
                 }
@@ -281,7 +284,10 @@ pub fn read_audit_log(path: &Path) -> Result<Vec<OperatorRequest>> {
         }
         by_id.insert(id, request);
     }
-    Ok(order.into_iter().filter_map(|id| by_id.remove(&id)).collect())
+    Ok(order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .collect())
 }
 
 /// One cluster's record in the usage directory.
@@ -309,11 +315,11 @@ pub fn write_usage(
         requests,
     };
     let path = dir.join(format!("{file_stem}.json"));
-    let text = serde_json::to_string(&record).map_err(|e| Error::Manifest {
+    let json = serde_json::to_string(&record).map_err(|e| Error::Manifest {
         origin: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    std::fs::write(&path, text).map_err(|e| Error::io("write the usage record", &path, e))
+    std::fs::write(&path, json).map_err(|e| Error::io("write the usage record", &path, e))
 }
 
 #[cfg(test)]
@@ -323,7 +329,10 @@ mod tests {
     #[test]
     fn the_shipped_identity_is_the_base_service_account() {
         let identity = OperatorIdentity::shipped().expect("the base reads");
-        assert_eq!(identity.user(), "system:serviceaccount:fledge-system:fledge");
+        assert_eq!(
+            identity.user(),
+            "system:serviceaccount:fledge-system:fledge"
+        );
         assert_eq!(
             identity.token_file_line("t0k"),
             "t0k,system:serviceaccount:fledge-system:fledge,system:serviceaccount:fledge-system:fledge,\"system:serviceaccounts,system:serviceaccounts:fledge-system,system:authenticated\"\n"
@@ -377,6 +386,10 @@ mod tests {
             "get coordination.k8s.io leases in x named l -> 403 (/apis/coordination.k8s.io/v1/namespaces/x/leases/l)"
         );
         assert_eq!(requests[2].resource, "");
-        assert!(read_audit_log(&dir.path().join("none")).expect("no log").is_empty());
+        assert!(
+            read_audit_log(&dir.path().join("none"))
+                .expect("no log")
+                .is_empty()
+        );
     }
 }
