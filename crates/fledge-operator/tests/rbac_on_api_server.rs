@@ -53,7 +53,7 @@ async fn wait_for_requests(stage: &Stage, group: &str, resource: &str, verbs: &[
 }
 
 /// The canary on `provider` initializes under the shipped RBAC, and its routing object
-/// (`group`/`resource`) was read, created, updated and watched.
+/// (`group`/`resource`) was read, created, updated, listed and watched.
 async fn initializes_on(provider: &str, service: &str, group: &str, resource: &str) {
     let stage = Stage::prepare(Duration::from_millis(200)).await;
     stage
@@ -69,14 +69,15 @@ async fn initializes_on(provider: &str, service: &str, group: &str, resource: &s
         ))
         .await;
     let mesh_provider = format!("-mesh-provider={provider}");
-    let (stop, operator) = stage.run_operator(&[mesh_provider.as_str()]);
+    let mut operator = stage.start_operator(&[mesh_provider.as_str()]);
     stage.reaches(CanaryPhase::Initialized, 60).await;
-    wait_for_requests(&stage, group, resource, &["get", "create", "list", "watch"]).await;
-    stop.send(()).expect("the operator runs");
-    operator
-        .await
-        .expect("the operator task")
-        .expect("the operator stops cleanly");
+    wait_for_requests(&stage, group, resource, &["get", "create", "patch", "list"]).await;
+    // A watch is audited when it ends: the binary stops (SIGTERM), its connections close,
+    // and its watch of the routing objects shows.
+    operator.terminate();
+    let status = operator.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}");
+    wait_for_requests(&stage, group, resource, &["watch"]).await;
 }
 
 #[tokio::test]

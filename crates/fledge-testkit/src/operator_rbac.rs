@@ -196,8 +196,7 @@ pub struct OperatorRequest {
     pub namespace: String,
     /// The object's name, empty for lists, watches and creates.
     pub name: String,
-    /// The response code (for a watch still open when the log was read: the code its
-    /// `ResponseStarted` line carries, 200 once it started).
+    /// The response code. (A watch is audited when it ends; one still open may not show.)
     pub code: u16,
     /// The request URI.
     pub uri: String,
