@@ -8,8 +8,9 @@
 //! shipped rule back, it does. (`cargo xtask rbac` lists this rule as proven here.)
 //!
 //! And the rules of paths the other stories do not take, each used under the shipped rights:
-//! the routing objects of the SMI (Linkerd) and Gateway API providers, and a MetricTemplate
-//! and an AlertProvider in a namespace the operator does not watch (read with `get`).
+//! the routing objects of the SMI (Linkerd) and Gateway API providers, the target's
+//! HorizontalPodAutoscaler, and a MetricTemplate and an AlertProvider in a namespace the
+//! operator does not watch (read with `get`).
 
 mod common;
 
@@ -100,6 +101,41 @@ async fn a_gateway_api_canarys_httproute_is_read_created_and_watched_under_the_s
         "httproutes",
     )
     .await;
+}
+
+/// The target's HPA is read (before its watch cache holds its list), watched, and copied for
+/// the primary: the `autoscaling` rule, used by the controller under the shipped RBAC.
+#[tokio::test]
+async fn a_canarys_autoscaler_is_read_watched_and_copied_under_the_shipped_rbac() {
+    let stage = Stage::prepare(Duration::from_millis(200)).await;
+    stage
+        .cluster
+        .apply_yaml(
+            "apiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\nmetadata: { name: podinfo }\n\
+             spec:\n  scaleTargetRef: { apiVersion: apps/v1, kind: Deployment, name: podinfo }\n  \
+             minReplicas: 2\n  maxReplicas: 4\n  \
+             metrics: [{ type: Resource, resource: { name: cpu, target: { type: Utilization, averageUtilization: 99 } } }]\n",
+            stage.ns(),
+        )
+        .await
+        .expect("the target's HPA is created");
+    stage
+        .create_canary(
+            "targetRef: { apiVersion: apps/v1, kind: Deployment, name: podinfo }\n  \
+             autoscalerRef: { apiVersion: autoscaling/v2beta2, kind: HorizontalPodAutoscaler, name: podinfo }\n  \
+             progressDeadlineSeconds: 60\n  provider: kubernetes\n  service: { port: 9898 }\n  \
+             analysis: { interval: 10s, threshold: 2, iterations: 2 }\n",
+        )
+        .await;
+    let mut operator = stage.start_operator(&["-mesh-provider=kubernetes"]);
+    stage.reaches(CanaryPhase::Initialized, 60).await;
+    let group = "autoscaling";
+    let resource = "horizontalpodautoscalers";
+    wait_for_requests(&stage, group, resource, &["get", "create", "list"]).await;
+    operator.terminate();
+    let status = operator.exit_status(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}");
+    wait_for_requests(&stage, group, resource, &["watch"]).await;
 }
 
 /// With `-namespace`, a MetricTemplate and an AlertProvider in another namespace are not in
