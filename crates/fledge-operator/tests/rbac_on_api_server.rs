@@ -204,8 +204,11 @@ async fn the_primary_needs_update_on_canary_finalizers_where_owner_references_ar
     stage.cluster.narrow_operator_rights(
         "the ClusterRole lacks canaries/finalizers on purpose: the refusal is what is shown",
     );
-    let roles: Api<ClusterRole> = Api::all(stage.cluster.client());
-    let mut role = roles.get("fledge").await.expect("the shipped ClusterRole");
+    let cluster_roles: Api<ClusterRole> = Api::all(stage.cluster.client());
+    let mut role = cluster_roles
+        .get("fledge")
+        .await
+        .expect("the shipped ClusterRole");
     let rules = role.rules.get_or_insert_with(Vec::new);
     let before = rules.len();
     rules.retain(|rule| {
@@ -220,7 +223,7 @@ async fn the_primary_needs_update_on_canary_finalizers_where_owner_references_ar
         before - 1,
         "the shipped rule is there to remove"
     );
-    roles
+    cluster_roles
         .replace("fledge", &PostParams::default(), &role)
         .await
         .expect("the ClusterRole is narrowed");
@@ -238,7 +241,7 @@ async fn the_primary_needs_update_on_canary_finalizers_where_owner_references_ar
     let refused = async {
         loop {
             let requests = stage.cluster.operator_requests().expect("the audit log");
-            if let Some(refused) = requests.into_iter().find(|r| r.is_forbidden()) {
+            if let Some(refused) = requests.into_iter().find(OperatorRequest::is_forbidden) {
                 return refused;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -281,8 +281,22 @@ impl LocalCluster {
         if requests.is_empty() {
             return Ok(());
         }
+        // A test runs on a thread named after it; a program (the demo) is named by its
+        // command line.
         let thread = std::thread::current();
-        let test = thread.name().unwrap_or("main").to_owned();
+        let test = match thread.name() {
+            Some(name) if name != "main" => name.to_owned(),
+            _ => std::env::args()
+                .enumerate()
+                .map(|(i, arg)| match i {
+                    0 => Path::new(&arg)
+                        .file_name()
+                        .map_or(arg.clone(), |n| n.to_string_lossy().into_owned()),
+                    _ => arg,
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
         let stem = self.dir.path().file_name().map_or_else(
             || "cluster".to_owned(),
             |n| n.to_string_lossy().into_owned(),
