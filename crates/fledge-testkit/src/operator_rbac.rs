@@ -8,15 +8,18 @@
 //!   `system:serviceaccount:<namespace>:<name>` with the groups a ServiceAccount token carries
 //!   (no token controller runs here, so no real ServiceAccount token can be issued; to RBAC a
 //!   token-file user of that name is the ServiceAccount).
-//! - **Authorization**: [`LocalCluster::install_operator_rbac`] applies exactly the shipped
-//!   files (embedded at build time, in the base's namespace), and the API server runs with
+//! - **Authorization**: [`install_operator_rbac`] applies exactly the shipped files
+//!   (embedded at build time, in the base's namespace), and the API server runs with
 //!   `--authorization-mode=RBAC` and the `OwnerReferencesPermissionEnforcement` admission
 //!   plugin (as OpenShift does), which asks the authorizer about `canaries/finalizers`.
 //! - **Audit**: the API server writes one JSON line per request of that user
-//!   ([`LocalCluster::operator_requests`] reads them back). When a cluster is dropped (and the
-//!   test did not panic) with `FLEDGE_RBAC_USAGE_DIR` set, the requests are written there as
-//!   one JSON file per cluster; `cargo xtask rbac --check <dir>` compares them with the
-//!   shipped rules: a rule no request used, or a request that was forbidden, fails.
+//!   ([`operator_requests`] reads them back). When a cluster is dropped (and the test did
+//!   not panic) with `FLEDGE_RBAC_USAGE_DIR` set, the requests are written there as one JSON
+//!   file per cluster; `cargo xtask rbac --check <dir>` compares them with the shipped
+//!   rules: a rule no request used, or a request that was forbidden, fails.
+//!
+//! [`install_operator_rbac`]: crate::LocalCluster::install_operator_rbac
+//! [`operator_requests`]: crate::LocalCluster::operator_requests
 
 use std::path::Path;
 
