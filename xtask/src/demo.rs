@@ -8,6 +8,9 @@
 //! the `Synced` events and `kubectl get canaries` lines as they come, then a summary.
 //! Everything it started is stopped when it ends, also on Ctrl-C.
 //!
+//! The operator acts as the ServiceAccount of `deploy/kustomize/base` with exactly the
+//! shipped RBAC (the demo's own steps use the admin); a request RBAC refused fails `--check`.
+//!
 //! `--check` makes it a test: it fails unless every step of both stories was seen.
 
 use std::collections::HashMap;
@@ -186,11 +189,21 @@ async fn demo(options: &Options, binary: &Path, manifests: &Manifests) -> Result
         started.elapsed().as_secs_f64()
     );
 
-    let missing = if options.check {
+    let mut missing = if options.check {
         check(&watch.story, &primary_image, canary_replicas)
     } else {
         Vec::new()
     };
+    let forbidden = stage.playground.cluster.operator_forbidden_requests()?;
+    println!(
+        "  requests refused      {} (the operator acts as its ServiceAccount)",
+        forbidden.len()
+    );
+    missing.extend(
+        forbidden
+            .iter()
+            .map(|request| format!("a request the shipped RBAC allows, not: {request}")),
+    );
     let Stage {
         operator,
         playground,
@@ -220,13 +233,20 @@ async fn start_stage(binary: &Path) -> Result<Stage> {
         "  export KUBECONFIG={}   (to look around while it runs)",
         playground.cluster.kubeconfig_path().display()
     );
+    playground.cluster.install_operator_rbac().await?;
     let log = operator::run_dir("fledge-demo")?.join("fledge-operator.log");
-    let args = operator::flags(
-        playground.cluster.kubeconfig_path(),
+    let mut args = operator::flags(
+        playground.cluster.operator_kubeconfig_path(),
         NAMESPACE,
         "istio",
         Some(playground.prometheus.url()),
     )?;
+    // Flagger's Lease is looked for where the shipped Role lets the operator read it (given
+    // -namespace, the watched namespace would be the default).
+    args.push(format!(
+        "-flagger-lease-namespace={}",
+        playground.cluster.operator_identity().namespace
+    ));
     let operator = Operator::spawn(binary, &args, &log)?;
     // Ended by the next start's sweep should this process be killed outright.
     playground.cluster.adopt(operator.pid())?;

@@ -15,6 +15,7 @@ mod crd;
 mod demo;
 mod install;
 mod operator;
+mod rbac;
 mod test;
 
 use std::process::ExitCode;
@@ -35,8 +36,10 @@ fn usage() -> &'static str {
      \x20 control-plane [--check]  make sure kube-apiserver, etcd and prometheus exist (build/install)\n\
      \x20 cluster         a playground: control plane, Prometheus and simulators until Ctrl-C\n\
      \x20 demo [--check]  the Flagger + Istio tutorial on a local cluster: a promotion, a rollback\n\
+     \x20 rbac --check DIR  the shipped RBAC against the operator's recorded requests: fail on\n\
+     \x20                 an unused rule or a refused request (cargo xtask test runs it)\n\
      \x20 test [--demo] [-- ARGS]  the full test suite: unit, doc, integration and end-to-end tests\n\
-     \x20                 (then `demo --check` with --demo or CI=true)\n"
+     \x20                 (then `demo --check` with --demo or CI=true, then `rbac --check`)\n"
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         "control-plane" => control_plane::run(rest),
         "cluster" => cluster::run(rest),
         "demo" => demo::run(rest),
+        "rbac" => rbac::run(rest),
         "test" => test::run(rest),
         _ => {
             eprint!("unknown command {command:?}\n\n{}", usage());

@@ -5,12 +5,18 @@
 //! points the tests at exactly those binaries, then runs the tiers in order: unit tests,
 //! doc tests, then the integration tests (providers against real servers and end-to-end
 //! tests on the local control plane). Under `CI=true` nothing may be skipped: when the
-//! control plane cannot be had, the command fails before running any test. Last, under
+//! control plane cannot be had, the command fails before running any test. Under
 //! `CI=true` or with `--demo`, `cargo xtask demo --check` runs the tutorial end to end.
+//! Last, `cargo xtask rbac --check` compares the shipped RBAC with the requests the
+//! operator's ServiceAccount made in every test cluster and the demo (recorded into a fresh
+//! `target/rbac-usage/`): an unused rule or a refused request fails. Only a whole run can
+//! say a rule is unused, so with filter arguments that part is skipped (and says so).
 
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+use fledge_testkit::operator_rbac::USAGE_DIR_ENV;
 
 use crate::control_plane;
 
@@ -92,6 +98,14 @@ pub fn run(args: &[String]) -> Result<()> {
             None
         }
     };
+    // Every cluster of this run records the operator's requests here (see crate::rbac).
+    let usage_dir = crate::workspace_root().join("target").join("rbac-usage");
+    if usage_dir.exists() {
+        std::fs::remove_dir_all(&usage_dir)
+            .with_context(|| format!("clear {}", usage_dir.display()))?;
+    }
+    std::fs::create_dir_all(&usage_dir)
+        .with_context(|| format!("create {}", usage_dir.display()))?;
     let tiers: [(&str, &[&str]); 3] = [
         ("unit tests", &["--workspace", "--lib", "--bins"]),
         ("doc tests", &["--workspace", "--doc"]),
@@ -110,6 +124,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .args(selection)
             .arg("--no-fail-fast")
             .args(&extra)
+            .env(USAGE_DIR_ENV, &usage_dir)
             .current_dir(crate::workspace_root());
         if let Some(binaries) = &binaries {
             for (var, path) in binaries.env() {
@@ -123,10 +138,31 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     if demo {
         println!("==> demo (cargo xtask demo --check)");
-        if let Err(e) = crate::demo::run(&["--check".to_owned()]) {
-            eprintln!("demo: {e:#}");
+        // A process of its own, so that its cluster records into the usage directory too.
+        let status = Command::new(std::env::current_exe().context("the xtask binary's path")?)
+            .args(["demo", "--check"])
+            .env(USAGE_DIR_ENV, &usage_dir)
+            .status()
+            .context("run cargo xtask demo --check")?;
+        if !status.success() {
             failed.push("demo");
         }
+    }
+    if extra.is_empty() {
+        println!(
+            "==> RBAC (cargo xtask rbac --check {})",
+            usage_dir.display()
+        );
+        if let Err(e) = crate::rbac::check(&usage_dir) {
+            eprintln!("rbac: {e:#}");
+            failed.push("rbac");
+        }
+    } else {
+        println!(
+            "==> RBAC check skipped: the tests were filtered ({}), and only the whole suite \
+             can show that a rule is unused; refused requests already failed their tests",
+            extra.join(" ")
+        );
     }
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));

@@ -182,12 +182,20 @@ async fn the_operator_connects_to_a_real_api_server_and_stops_cleanly_on_sigterm
         .install_fledge_crds()
         .await
         .expect("Fledge's CRDs install");
-    let kubeconfig = cluster.kubeconfig_path().to_owned();
+    cluster
+        .install_operator_rbac()
+        .await
+        .expect("the operator's ServiceAccount and RBAC install");
+    let kubeconfig = cluster.operator_kubeconfig_path().to_owned();
+    let flagger_lease = format!(
+        "-flagger-lease-namespace={}",
+        cluster.operator_identity().namespace
+    );
     let running = Lines::spawn(
         operator()
             .arg("-kubeconfig")
             .arg(&kubeconfig)
-            .args(["-namespace=test", "-threadiness=4"])
+            .args(["-namespace=test", "-threadiness=4", flagger_lease.as_str()])
             .arg(format!(
                 "-port={}",
                 fledge_testkit::process::free_port().expect("a free port")
@@ -223,4 +231,8 @@ async fn the_operator_connects_to_a_real_api_server_and_stops_cleanly_on_sigterm
     let mut running = running;
     let status = running.child.wait().expect("the operator exits");
     assert!(status.success(), "{status}");
+    let forbidden = cluster
+        .operator_forbidden_requests()
+        .expect("the audit log");
+    assert!(forbidden.is_empty(), "forbidden: {forbidden:#?}");
 }

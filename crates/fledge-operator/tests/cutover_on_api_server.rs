@@ -4,6 +4,9 @@
 //! answers 503 with the reason, and the Canary is left untouched. Once Flagger stops
 //! renewing and the Lease runs out, Fledge starts and initializes the Canary. When a Flagger
 //! takes its Lease again, Fledge stops at once (exit status 1).
+//!
+//! Fledge runs as its ServiceAccount and Flagger's Lease is in `fledge-system`, where the
+//! shipped Role lets Fledge read it (the stage passes `-flagger-lease-namespace`).
 
 mod common;
 
@@ -51,8 +54,8 @@ async fn fledge_waits_while_flagger_holds_its_lease_and_starts_once_it_runs_out(
         "  provider: kubernetes\n  analysis: { interval: 10s, threshold: 2, iterations: 4 }\n",
     )
     .await;
-    let leases: Api<Lease> = Api::namespaced(stage.cluster.client(), stage.ns());
-    // Flagger runs with -namespace=<ns>: its Lease lives in the watched namespace.
+    let leases: Api<Lease> = Api::namespaced(stage.cluster.client(), stage.operator_ns());
+    // Flagger runs in Fledge's namespace: its Lease lives there.
     flagger_renews(&leases, "flagger-5d8f_0f1e", 8).await;
 
     let operator = stage.start_operator(&["-mesh-provider=kubernetes"]);
@@ -64,7 +67,7 @@ async fn fledge_waits_while_flagger_holds_its_lease_and_starts_once_it_runs_out(
     assert_eq!(status, 503, "{body}");
     assert!(
         body.starts_with("waiting for Flagger to stop: Flagger holds its leader-election Lease")
-            && body.contains(&format!("{}/{FLAGGER_LEASE}", stage.ns()))
+            && body.contains(&format!("{}/{FLAGGER_LEASE}", stage.operator_ns()))
             && body.contains("flagger-5d8f_0f1e"),
         "{body}"
     );
@@ -120,7 +123,7 @@ async fn a_released_flagger_lease_lets_fledge_start_at_once() {
         "  provider: kubernetes\n  analysis: { interval: 10s, threshold: 2, iterations: 4 }\n",
     )
     .await;
-    let leases: Api<Lease> = Api::namespaced(stage.cluster.client(), stage.ns());
+    let leases: Api<Lease> = Api::namespaced(stage.cluster.client(), stage.operator_ns());
     // What Flagger leaves on SIGTERM (ReleaseOnCancel): no holder, a 1 s lease.
     flagger_renews(&leases, "", 1).await;
     let operator = stage.start_operator(&["-mesh-provider=kubernetes"]);
@@ -137,7 +140,9 @@ async fn a_released_flagger_lease_lets_fledge_start_at_once() {
 
 /// Under RBAC that does not let Fledge read Flagger's Lease, Fledge cannot tell whether a
 /// Flagger runs: it says so at warn, naming the rule to add, and starts rather than wait
-/// forever for want of one rule.
+/// forever for want of one rule. The operator runs as a user of its own here, not the
+/// ServiceAccount: the refusal is the point, and the ServiceAccount's requests must show
+/// none.
 #[tokio::test]
 async fn a_forbidden_lease_read_is_said_with_the_rule_to_add_and_fledge_starts() {
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};

@@ -141,12 +141,17 @@ async fn start_through_the_proxy() -> (Stage, TrafficSim, LocalPrometheus, Fault
     let proxy = FaultProxy::start(&stage.cluster)
         .await
         .expect("the fault proxy starts");
-    let namespace = format!("-namespace={ns}");
+    let [namespace, flagger_lease] = stage.operator_scope();
     let server = format!("-metrics-server={}", prometheus.url());
     let operator = Operator::spawn(
-        proxy.kubeconfig_path(),
+        proxy.operator_kubeconfig_path(),
         "fledge-operator",
-        &[namespace.as_str(), "-mesh-provider=istio", server.as_str()],
+        &[
+            namespace.as_str(),
+            flagger_lease.as_str(),
+            "-mesh-provider=istio",
+            server.as_str(),
+        ],
     );
     stage
         .cluster

@@ -149,8 +149,12 @@ async fn master_overrides_the_kubeconfigs_server() {
         .install_fledge_crds()
         .await
         .expect("Fledge's CRDs install");
-    let mut kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path())
-        .expect("the admin kubeconfig");
+    cluster
+        .install_operator_rbac()
+        .await
+        .expect("the operator's ServiceAccount and RBAC install");
+    let mut kubeconfig = kube::config::Kubeconfig::read_from(cluster.operator_kubeconfig_path())
+        .expect("the operator's kubeconfig");
     for named in &mut kubeconfig.clusters {
         if let Some(cluster) = named.cluster.as_mut() {
             cluster.server = Some("https://127.0.0.1:1".to_owned());
@@ -163,10 +167,18 @@ async fn master_overrides_the_kubeconfigs_server() {
     )
     .expect("the kubeconfig is written");
     let master = format!("-master={}", cluster.server_url());
+    let flagger_lease = format!(
+        "-flagger-lease-namespace={}",
+        cluster.operator_identity().namespace
+    );
     let operator = common::operator_process::Operator::spawn(
         &path,
         "fledge-operator",
-        &["-namespace=default", master.as_str()],
+        &[
+            "-namespace=default",
+            master.as_str(),
+            flagger_lease.as_str(),
+        ],
     );
     cluster
         .adopt(operator.pid())
@@ -174,4 +186,5 @@ async fn master_overrides_the_kubeconfigs_server() {
     operator
         .wait_for_line_starting("Connected to Kubernetes API", Duration::from_secs(30))
         .await;
+    common::assert_operator_never_forbidden(&cluster);
 }

@@ -362,27 +362,6 @@ fn the_podmonitor_component_scrapes_the_operators_pods() {
     assert_eq!(operator_container(&rendered)["ports"][0]["name"], port);
 }
 
-/// The pod's ServiceAccount, as the API server names it.
-const SERVICE_ACCOUNT_USER: &str = "system:serviceaccount:fledge-system:fledge";
-
-/// A copy of the cluster's admin kubeconfig that impersonates the pod's ServiceAccount (with
-/// the groups a ServiceAccount token carries), so that every request the operator sends is
-/// authorized by the shipped RBAC alone: the API server runs with RBAC authorization.
-fn service_account_kubeconfig(cluster: &LocalCluster) -> PathBuf {
-    let admin = std::fs::read_to_string(cluster.kubeconfig_path()).expect("the kubeconfig");
-    let mut config: Value = serde_json::from_str(&admin).expect("the testkit writes JSON");
-    let user = &mut config["users"][0]["user"];
-    user["as"] = json!(SERVICE_ACCOUNT_USER);
-    user["as-groups"] = json!([
-        "system:serviceaccounts",
-        "system:serviceaccounts:fledge-system",
-        "system:authenticated"
-    ]);
-    let path = std::env::temp_dir().join(format!("fledge-sa-kubeconfig-{}", std::process::id()));
-    std::fs::write(&path, config.to_string()).expect("write the kubeconfig");
-    path
-}
-
 /// The operator binary started as the container would be: the overlay's args exactly, a
 /// kubeconfig acting as the pod's ServiceAccount as `KUBECONFIG` (the in-cluster
 /// configuration's stand-in) and a free port through `FLEDGE_PORT` (8080 may be taken here).
@@ -526,7 +505,8 @@ async fn the_operator_binary_runs_with_each_overlays_container_args_under_the_sh
         "{}",
         String::from_utf8_lossy(&established.stderr)
     );
-    let kubeconfig = service_account_kubeconfig(&cluster);
+    // The pod's ServiceAccount (the testkit's token for it), bound by the overlay's RBAC.
+    let kubeconfig = cluster.operator_kubeconfig_path().to_owned();
     let leases: Api<Lease> = Api::namespaced(cluster.client(), NAMESPACE);
     for overlay in OVERLAYS {
         let args = container_args(&objects(&render(overlay)));
@@ -579,5 +559,8 @@ async fn the_operator_binary_runs_with_each_overlays_container_args_under_the_sh
             "overlay {overlay}: the manifests pass a flag Fledge ignores:\n{output}"
         );
     }
-    let _ = std::fs::remove_file(&kubeconfig);
+    let forbidden = cluster
+        .operator_forbidden_requests()
+        .expect("the audit log");
+    assert!(forbidden.is_empty(), "forbidden: {forbidden:#?}");
 }

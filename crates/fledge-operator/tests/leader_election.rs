@@ -6,6 +6,11 @@
 //! nothing about the canary before it was elected. And the elector itself on the API server:
 //! create, follow, release, take over an expired Lease, notice the loss; and a leader binary
 //! that finds another holder on its Lease exits with status 1 at once.
+//!
+//! Every replica and elector acts as the operator's ServiceAccount, as the shipped Deployment
+//! runs: over all namespaces (no `-namespace`, which would put the Lease in the watched
+//! namespace) with its Lease in `-leader-election-namespace=fledge-system`, the one namespace
+//! where the shipped Role grants the Lease.
 
 mod common;
 
@@ -23,13 +28,11 @@ use kube::api::{Api, ListParams};
 const LEASE: &str = "fledge-leader-election";
 
 fn replica(stage: &Stage, hostname: &str) -> Operator {
-    let namespace = format!("-namespace={}", stage.ns());
-    let lease_namespace = format!("-leader-election-namespace={}", stage.ns());
+    let lease_namespace = format!("-leader-election-namespace={}", stage.operator_ns());
     Operator::spawn(
-        stage.cluster.kubeconfig_path(),
+        stage.cluster.operator_kubeconfig_path(),
         hostname,
         &[
-            namespace.as_str(),
             "-mesh-provider=kubernetes",
             "-enable-leader-election",
             lease_namespace.as_str(),
@@ -136,7 +139,7 @@ async fn a_standby_replica_takes_over_a_rollout_when_the_leader_dies() {
     )
     .await;
     let ns = stage.ns().to_owned();
-    let leases: Api<Lease> = Api::namespaced(stage.cluster.client(), &ns);
+    let leases: Api<Lease> = Api::namespaced(stage.cluster.client(), stage.operator_ns());
     let mut replicas = vec![replica(&stage, "fledge-a"), replica(&stage, "fledge-b")];
 
     // One replica takes the Lease and initializes the canary; the other stands by.
@@ -226,11 +229,14 @@ fn settings(namespace: &str, identity: &str) -> ElectionSettings {
 #[tokio::test]
 async fn electors_share_one_lease_on_a_real_api_server() {
     let cluster = LocalCluster::start().await.expect("a local control plane");
-    let namespace = cluster.temp_namespace("lease").await.expect("a namespace");
-    let ns = namespace.name().to_owned();
+    cluster
+        .install_operator_rbac()
+        .await
+        .expect("the operator's ServiceAccount and RBAC install");
+    let ns = cluster.operator_identity().namespace.clone();
     let leases: Api<Lease> = Api::namespaced(cluster.client(), &ns);
-    let mut a = LeaderElector::new(cluster.client(), settings(&ns, "a"));
-    let mut b = LeaderElector::new(cluster.client(), settings(&ns, "b"));
+    let mut a = LeaderElector::new(cluster.operator_client(), settings(&ns, "a"));
+    let mut b = LeaderElector::new(cluster.operator_client(), settings(&ns, "b"));
 
     // The first creates the Lease; the second follows while it is renewed.
     assert_eq!(
@@ -285,6 +291,7 @@ async fn electors_share_one_lease_on_a_real_api_server() {
         b.try_acquire_or_renew().await.expect("b asks"),
         Attempt::Following("a".to_owned())
     );
+    common::assert_operator_never_forbidden(&cluster);
 }
 
 #[tokio::test]
@@ -294,17 +301,20 @@ async fn a_leader_that_finds_another_holder_exits_at_once() {
         .install_fledge_crds()
         .await
         .expect("Fledge's CRDs install");
-    let namespace = cluster.temp_namespace("lost").await.expect("a namespace");
-    let ns = namespace.name().to_owned();
+    cluster
+        .install_operator_rbac()
+        .await
+        .expect("the operator's ServiceAccount and RBAC install");
+    let ns = cluster.operator_identity().namespace.clone();
     let leases: Api<Lease> = Api::namespaced(cluster.client(), &ns);
-    let watched = format!("-namespace={ns}");
+    let lease_namespace = format!("-leader-election-namespace={ns}");
     let mut operator = Operator::spawn(
-        cluster.kubeconfig_path(),
+        cluster.operator_kubeconfig_path(),
         "fledge-lone",
         &[
-            watched.as_str(),
             "-mesh-provider=kubernetes",
             "-enable-leader-election",
+            lease_namespace.as_str(),
             "-leader-election-lease-duration=6s",
             "-leader-election-renew-deadline=4s",
             "-leader-election-retry-period=1s",
@@ -316,7 +326,7 @@ async fn a_leader_that_finds_another_holder_exits_at_once() {
     assert_eq!(
         leader_hostname(&leases, Duration::from_secs(5)).await,
         "fledge-lone",
-        "the Lease is in the watched namespace"
+        "the Lease is in -leader-election-namespace"
     );
 
     // Someone else writes the Lease (a split brain the leader must not survive).
@@ -352,4 +362,5 @@ async fn a_leader_that_finds_another_holder_exits_at_once() {
         Some("intruder"),
         "a replica that lost the Lease does not release it"
     );
+    common::assert_operator_never_forbidden(&cluster);
 }

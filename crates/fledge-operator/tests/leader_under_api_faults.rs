@@ -8,6 +8,9 @@
 //! - A leader whose controller traffic is throttled by the client-side rate limit (one
 //!   request per second, watches broken again and again) still renews on time: the Lease has
 //!   a client of its own.
+//!
+//! The replicas act as the operator's ServiceAccount over all namespaces, their Lease in
+//! `fledge-system` (where the shipped Role grants it), as the shipped Deployment runs.
 
 mod common;
 
@@ -30,10 +33,8 @@ fn replica(
     hostname: &str,
     extra: &[&str],
 ) -> Operator {
-    let namespace = format!("-namespace={}", stage.ns());
-    let lease_namespace = format!("-leader-election-namespace={}", stage.ns());
+    let lease_namespace = format!("-leader-election-namespace={}", stage.operator_ns());
     let mut flags = vec![
-        namespace.as_str(),
         "-mesh-provider=kubernetes",
         "-enable-leader-election",
         lease_namespace.as_str(),
@@ -93,17 +94,22 @@ async fn a_leader_whose_lease_requests_hang_stops_before_a_standby_takes_over() 
         "  provider: kubernetes\n  analysis: { interval: 10s, threshold: 2, iterations: 4 }\n",
     )
     .await;
-    let ns = stage.ns().to_owned();
+    let ns = stage.operator_ns().to_owned();
     let leases: Api<Lease> = Api::namespaced(stage.cluster.client(), &ns);
     let proxy = FaultProxy::start(&stage.cluster)
         .await
         .expect("the fault proxy starts");
-    let mut leader = replica(proxy.kubeconfig_path(), &stage, "fledge-a", &[]);
+    let mut leader = replica(proxy.operator_kubeconfig_path(), &stage, "fledge-a", &[]);
     held_by(&leases, "fledge-a", Duration::from_secs(30)).await;
     leader
         .wait_for_line("Watch caches synced", Duration::from_secs(30))
         .await;
-    let standby = replica(stage.cluster.kubeconfig_path(), &stage, "fledge-b", &[]);
+    let standby = replica(
+        stage.cluster.operator_kubeconfig_path(),
+        &stage,
+        "fledge-b",
+        &[],
+    );
     standby
         .wait_for_line_starting(
             "Another instance has been elected as leader: ",
@@ -180,12 +186,12 @@ async fn renewals_do_not_wait_behind_the_controllers_rate_limited_traffic() {
         "  provider: kubernetes\n  analysis: { interval: 10s, threshold: 2, iterations: 4 }\n",
     )
     .await;
-    let ns = stage.ns().to_owned();
+    let ns = stage.operator_ns().to_owned();
     let proxy = FaultProxy::start(&stage.cluster)
         .await
         .expect("the fault proxy starts");
     let leader = replica(
-        proxy.kubeconfig_path(),
+        proxy.operator_kubeconfig_path(),
         &stage,
         "fledge-a",
         &["-kubeconfig-qps=1", "-kubeconfig-burst=1"],

@@ -53,10 +53,18 @@ async fn ticked(
     }
 }
 
-/// The operator's own client, counting its requests into the telemetry.
+/// The operator's own client (as its ServiceAccount), counting its requests into the
+/// telemetry.
 async fn operator_client(cluster: &LocalCluster) -> (kube::Client, Arc<Telemetry>) {
+    cluster
+        .install_operator_rbac()
+        .await
+        .expect("the operator's ServiceAccount and RBAC install");
     let telemetry = Arc::new(Telemetry::new("test", "kubernetes"));
-    let kubeconfig = format!("-kubeconfig={}", cluster.kubeconfig_path().display());
+    let kubeconfig = format!(
+        "-kubeconfig={}",
+        cluster.operator_kubeconfig_path().display()
+    );
     let config = OperatorConfig::try_parse_args(["fledge-operator", kubeconfig.as_str()])
         .expect("valid flags");
     let client = fledge_operator::cluster::connect(&config, &telemetry)

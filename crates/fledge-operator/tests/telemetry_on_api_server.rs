@@ -37,7 +37,7 @@ async fn gated_proxy(upstream: String, gate: watch::Receiver<bool>) -> u16 {
     port
 }
 
-/// A kubeconfig like the stage's whose server is a [`gated_proxy`] to the stage's.
+/// The operator's kubeconfig with its server a [`gated_proxy`] to the stage's.
 async fn kubeconfig_through_proxy(stage: &Stage, gate: watch::Receiver<bool>) -> PathBuf {
     let upstream = stage
         .cluster
@@ -47,7 +47,8 @@ async fn kubeconfig_through_proxy(stage: &Stage, gate: watch::Receiver<bool>) ->
         .to_owned();
     let proxy_port = gated_proxy(upstream, gate).await;
     let mut kubeconfig =
-        kube::config::Kubeconfig::read_from(stage.cluster.kubeconfig_path()).expect("a kubeconfig");
+        kube::config::Kubeconfig::read_from(stage.cluster.operator_kubeconfig_path())
+            .expect("a kubeconfig");
     for named in &mut kubeconfig.clusters {
         if let Some(cluster) = named.cluster.as_mut() {
             cluster.server = Some(format!("https://127.0.0.1:{proxy_port}"));
@@ -96,11 +97,15 @@ async fn the_endpoint_is_healthy_at_once_ready_once_synced_and_shows_flaggers_me
     // The operator reaches the API server through a proxy that holds connections back.
     let (open, gate) = watch::channel(false);
     let proxied = kubeconfig_through_proxy(&stage, gate).await;
-    let namespace = format!("-namespace={ns}");
+    let [namespace, flagger_lease] = stage.operator_scope();
     let mut operator = Operator::spawn(
         &proxied,
         "fledge-telemetry",
-        &[namespace.as_str(), "-mesh-provider=kubernetes"],
+        &[
+            namespace.as_str(),
+            flagger_lease.as_str(),
+            "-mesh-provider=kubernetes",
+        ],
     );
 
     // Before the API server answers: alive, not ready, and flagger_info is set.

@@ -46,13 +46,19 @@ impl Env {
             .install_fledge_crds()
             .await
             .expect("Fledge's CRDs install");
+        cluster
+            .install_operator_rbac()
+            .await
+            .expect("the operator's ServiceAccount and RBAC install");
         let namespace = cluster.temp_namespace(prefix).await.expect("a namespace");
         let client = cluster.client();
         let settings = WorkloadSettings {
             include_label_prefixes: vec!["team".into()],
             ..WorkloadSettings::default()
         };
-        let applier = WorkloadApplier::new(client.clone(), settings);
+        // The operator's workload code acts as its ServiceAccount; the test's own set-up and
+        // reads as the admin.
+        let applier = WorkloadApplier::new(cluster.operator_client(), settings);
         Self {
             _cluster: cluster,
             namespace,

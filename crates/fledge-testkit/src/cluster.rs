@@ -7,6 +7,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::binaries::Tool;
 use crate::error::{Error, Result};
+use crate::operator_rbac::{self, OperatorIdentity, OperatorRequest};
 use crate::pki::ApiServerPki;
 use crate::process::{ManagedProcess, free_port, is_port_conflict};
 use crate::stale;
@@ -16,6 +17,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// One start at a time per test process: two API servers booting at once on a small
 /// machine each take twice as long, and a start-up time is only meaningful alone.
 static START_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The audit log of the operator's requests, in the cluster's directory.
+const AUDIT_LOG: &str = "audit.log";
+/// The audit policy file, in the cluster's directory.
+const AUDIT_POLICY: &str = "audit-policy.yaml";
 
 /// Start attempts when a freshly picked port was taken by someone else meanwhile.
 const PORT_ATTEMPTS: usize = 3;
@@ -44,9 +50,16 @@ impl ClusterBinaries {
 
 /// A real Kubernetes control plane (etcd + kube-apiserver) running in a temporary directory.
 ///
+/// Two identities talk to it: the admin ([`LocalCluster::client`], for a test's own set-up
+/// and assertions) and the operator's ServiceAccount ([`LocalCluster::operator_client`],
+/// [`LocalCluster::operator_kubeconfig_path`]), which has exactly the shipped rights once
+/// [`LocalCluster::install_operator_rbac`] ran and whose every request is audited (see
+/// [`crate::operator_rbac`]).
+///
 /// Dropping it kills both processes and removes the directory. If the drop happens while
 /// a test panics, the processes' log tails are printed and the directory is kept (its path
-/// is printed) for inspection.
+/// is printed) for inspection. Otherwise, with `FLEDGE_RBAC_USAGE_DIR` set, the operator's
+/// requests are first recorded there.
 ///
 /// ```no_run
 /// # async fn demo() -> fledge_testkit::Result<()> {
@@ -63,6 +76,14 @@ pub struct LocalCluster {
     kubeconfig: PathBuf,
     server_url: String,
     admin_token: String,
+    operator: OperatorIdentity,
+    operator_client: kube::Client,
+    operator_kubeconfig: PathBuf,
+    operator_token: String,
+    audit_log: PathBuf,
+    /// Why this cluster's operator requests are not recorded (see
+    /// [`LocalCluster::narrow_operator_rights`]), if they are not.
+    unrecorded: std::sync::Mutex<Option<String>>,
     ca_cert: PathBuf,
     startup: Duration,
     /// Processes started against this cluster by its user (see [`LocalCluster::adopt`]).
@@ -119,8 +140,24 @@ impl LocalCluster {
 
         let server_url = format!("https://127.0.0.1:{port}");
         let kubeconfig = dir.path().join("kubeconfig");
-        write_kubeconfig(&kubeconfig, &server_url, &pki)?;
+        write_kubeconfig(
+            &kubeconfig,
+            &server_url,
+            &pki.ca_cert,
+            &pki.admin_token,
+            "admin",
+        )?;
         let client = client_from_kubeconfig(&kubeconfig).await?;
+        let operator = OperatorIdentity::shipped()?;
+        let operator_kubeconfig = dir.path().join("operator.kubeconfig");
+        write_kubeconfig(
+            &operator_kubeconfig,
+            &server_url,
+            &pki.ca_cert,
+            &pki.operator_token,
+            &operator.user(),
+        )?;
+        let operator_client = client_from_kubeconfig(&operator_kubeconfig).await?;
         let cluster = Self {
             apiserver,
             etcd,
@@ -128,6 +165,12 @@ impl LocalCluster {
             kubeconfig,
             server_url,
             admin_token: pki.admin_token,
+            operator,
+            operator_client,
+            operator_kubeconfig,
+            operator_token: pki.operator_token,
+            audit_log: dir.path().join(AUDIT_LOG),
+            unrecorded: std::sync::Mutex::new(None),
             ca_cert: pki.ca_cert,
             startup: started.elapsed(),
             adopted: std::sync::Mutex::default(),
@@ -141,9 +184,124 @@ impl LocalCluster {
         self.client.clone()
     }
 
-    /// A kubeconfig file for `kubectl` and for the operator under test.
+    /// A kubeconfig file with cluster-admin rights, for `kubectl` and a test's own set-up.
+    /// The operator under test uses [`LocalCluster::operator_kubeconfig_path`].
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// Applies the operator's shipped identity and rights: the base's Namespace,
+    /// ServiceAccount, ClusterRole `fledge` and Role `fledge-leader-election` with their
+    /// bindings, exactly as in `deploy/kustomize/base` (in its `namespace:`).
+    ///
+    /// # Errors
+    /// [`Error::Manifest`] / [`Error::Kube`] when a file cannot be read or applied.
+    pub async fn install_operator_rbac(&self) -> Result<()> {
+        for (origin, object) in self.operator.shipped_objects()? {
+            crate::manifests::apply_value(&self.client, object, origin, &self.operator.namespace)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Who the operator is: the ServiceAccount of the shipped base.
+    pub fn operator_identity(&self) -> &OperatorIdentity {
+        &self.operator
+    }
+
+    /// A client acting as the operator's ServiceAccount (its rights are what
+    /// [`LocalCluster::install_operator_rbac`] granted, nothing more).
+    pub fn operator_client(&self) -> kube::Client {
+        self.operator_client.clone()
+    }
+
+    /// A kubeconfig file acting as the operator's ServiceAccount, for the operator binary.
+    pub fn operator_kubeconfig_path(&self) -> &Path {
+        &self.operator_kubeconfig
+    }
+
+    /// The operator ServiceAccount's bearer token.
+    pub fn operator_token(&self) -> &str {
+        &self.operator_token
+    }
+
+    /// Every request the operator's ServiceAccount made so far, from the audit log.
+    ///
+    /// # Errors
+    /// See [`operator_rbac::read_audit_log`].
+    pub fn operator_requests(&self) -> Result<Vec<OperatorRequest>> {
+        operator_rbac::read_audit_log(&self.audit_log)
+    }
+
+    /// The operator's requests so far that were forbidden (403): a right the shipped RBAC
+    /// lacks. A test that ran the operator expects none.
+    ///
+    /// # Errors
+    /// See [`operator_rbac::read_audit_log`].
+    pub fn operator_forbidden_requests(&self) -> Result<Vec<OperatorRequest>> {
+        let mut requests = self.operator_requests()?;
+        requests.retain(OperatorRequest::is_forbidden);
+        Ok(requests)
+    }
+
+    /// Says that this test narrows the operator's shipped rights on purpose (to show what a
+    /// rule is for), so its requests, forbidden ones expected, are not recorded as the
+    /// shipped rules' usage. `why` is printed with the cluster's drop.
+    pub fn narrow_operator_rights(&self, why: &str) {
+        *self
+            .unrecorded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why.to_owned());
+    }
+
+    /// Whether the operator's requests are recorded (no [`LocalCluster::narrow_operator_rights`]).
+    pub fn operator_rights_are_shipped(&self) -> bool {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none()
+    }
+
+    /// Writes the operator's requests into `FLEDGE_RBAC_USAGE_DIR`, if set and the rights
+    /// were not narrowed.
+    fn record_operator_usage(&self) -> Result<()> {
+        let Some(dir) = std::env::var_os(operator_rbac::USAGE_DIR_ENV) else {
+            return Ok(());
+        };
+        if let Some(why) = self
+            .unrecorded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_deref()
+        {
+            eprintln!("LocalCluster: operator rights narrowed ({why}); requests not recorded");
+            return Ok(());
+        }
+        let requests = self.operator_requests()?;
+        if requests.is_empty() {
+            return Ok(());
+        }
+        // A test runs on a thread named after it; a program (the demo) is named by its
+        // command line.
+        let thread = std::thread::current();
+        let test = match thread.name() {
+            Some(name) if name != "main" => name.to_owned(),
+            _ => std::env::args()
+                .enumerate()
+                .map(|(i, arg)| match i {
+                    0 => Path::new(&arg)
+                        .file_name()
+                        .map_or(arg.clone(), |n| n.to_string_lossy().into_owned()),
+                    _ => arg,
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let stem = self.dir.path().file_name().map_or_else(
+            || "cluster".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        operator_rbac::write_usage(Path::new(&dir), &stem, &test, requests)
     }
 
     /// The API server's URL (`https://127.0.0.1:PORT`).
@@ -224,6 +382,11 @@ impl LocalCluster {
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
+        if !std::thread::panicking()
+            && let Err(e) = self.record_operator_usage()
+        {
+            eprintln!("LocalCluster: cannot record the operator's requests: {e}");
+        }
         if std::thread::panicking() {
             self.dir.disable_cleanup(true);
             eprintln!(
@@ -290,6 +453,7 @@ async fn start_apiserver(
     etcd_url: &str,
 ) -> Result<(ManagedProcess, u16)> {
     let port = free_port()?;
+    OperatorIdentity::shipped()?.write_audit_policy(&dir.join(AUDIT_POLICY))?;
     let args = vec![
         format!("--etcd-servers={etcd_url}"),
         "--bind-address=127.0.0.1".to_owned(),
@@ -315,6 +479,15 @@ async fn start_apiserver(
         // runs out of cluster IPs ("range is full", a 500) at 84 canaries.
         "--service-cluster-ip-range=10.0.0.0/16".to_owned(),
         "--disable-admission-plugins=ServiceAccount".to_owned(),
+        // As OpenShift: setting an ownerReference with blockOwnerDeletion needs `update` on
+        // the owner's `finalizers`, so the shipped `canaries/finalizers` rule is exercised.
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement".to_owned(),
+        // The operator's requests, for RBAC usage (crate::operator_rbac). Blocking: a line
+        // is written before its response goes out, so a test that saw a response reads it.
+        format!("--audit-policy-file={}", dir.join(AUDIT_POLICY).display()),
+        format!("--audit-log-path={}", dir.join(AUDIT_LOG).display()),
+        "--audit-log-format=json".to_owned(),
+        "--audit-log-mode=blocking".to_owned(),
         "--allow-privileged=true".to_owned(),
         "--v=1".to_owned(),
     ];
@@ -372,17 +545,23 @@ async fn start_apiserver(
     Ok((process, port))
 }
 
-fn write_kubeconfig(path: &Path, server_url: &str, pki: &ApiServerPki) -> Result<()> {
+fn write_kubeconfig(
+    path: &Path,
+    server_url: &str,
+    ca_cert: &Path,
+    token: &str,
+    user: &str,
+) -> Result<()> {
     // JSON is YAML: kubectl and kube-rs read it as a kubeconfig.
     let config = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{ "name": "fledge-local", "cluster": {
             "server": server_url,
-            "certificate-authority": pki.ca_cert,
+            "certificate-authority": ca_cert,
         }}],
-        "users": [{ "name": "admin", "user": { "token": pki.admin_token } }],
-        "contexts": [{ "name": "fledge-local", "context": { "cluster": "fledge-local", "user": "admin", "namespace": "default" } }],
+        "users": [{ "name": user, "user": { "token": token } }],
+        "contexts": [{ "name": "fledge-local", "context": { "cluster": "fledge-local", "user": user, "namespace": "default" } }],
         "current-context": "fledge-local",
     });
     let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Kubeconfig {

@@ -5,7 +5,9 @@
 //! - [`LocalCluster`]: etcd + kube-apiserver on free loopback ports in a temporary
 //!   directory, with token auth, a kubeconfig file and a ready [`kube::Client`]; helpers to
 //!   install Fledge's CRDs and the mesh CRDs ([`crds`]) and to make a namespace per test
-//!   ([`TempNamespace`]).
+//!   ([`TempNamespace`]). The operator under test acts as the ServiceAccount of
+//!   `deploy/kustomize/base` with exactly the shipped RBAC, and every request it makes is
+//!   audited ([`operator_rbac`]).
 //! - [`LocalPrometheus`]: a real Prometheus scraping given targets every second; its
 //!   [builder](LocalPrometheus::builder) adds basic auth and TLS for tests of a client's
 //!   credentials (fledge-metrics' tests and `cargo xtask bench metrics` run on it too).
@@ -26,6 +28,7 @@ mod error;
 pub mod fault_proxy;
 pub mod manifests;
 mod namespace;
+pub mod operator_rbac;
 pub mod pki;
 pub mod process;
 mod prometheus;
@@ -39,6 +42,7 @@ pub use crds::MeshCrdSource;
 pub use error::{Error, Result};
 pub use fault_proxy::{Fault, FaultProxy, FaultRule};
 pub use namespace::TempNamespace;
+pub use operator_rbac::{OperatorIdentity, OperatorRequest};
 pub use prometheus::{LocalPrometheus, LocalPrometheusBuilder, Sample};
 pub use traffic_sim::{AppCounts, SimApp, TrafficSim, TrafficSimConfig};
 

@@ -37,6 +37,8 @@ pub struct ApiServerPki {
     pub token_file: PathBuf,
     /// The admin's bearer token (member of `system:masters`).
     pub admin_token: String,
+    /// The bearer token of the operator's ServiceAccount (see [`crate::operator_rbac`]).
+    pub operator_token: String,
 }
 
 impl ApiServerPki {
@@ -72,6 +74,8 @@ impl ApiServerPki {
 
         let service_account_key = KeyPair::generate()?;
         let admin_token = random_token();
+        let operator_token = random_token();
+        let operator = crate::operator_rbac::OperatorIdentity::shipped()?;
 
         let pki = Self {
             ca_cert: dir.join("ca.crt"),
@@ -81,6 +85,7 @@ impl ApiServerPki {
             service_account_public_key: dir.join("sa.pub"),
             token_file: dir.join("tokens.csv"),
             admin_token,
+            operator_token,
         };
         write(&pki.ca_cert, &ca_cert.pem())?;
         write(&pki.serving_cert, &serving_cert.pem())?;
@@ -95,7 +100,11 @@ impl ApiServerPki {
         )?;
         write(
             &pki.token_file,
-            &format!("{},admin,admin,\"system:masters\"\n", pki.admin_token),
+            &format!(
+                "{},admin,admin,\"system:masters\"\n{}",
+                pki.admin_token,
+                operator.token_file_line(&pki.operator_token)
+            ),
         )?;
         Ok(pki)
     }

@@ -1,6 +1,11 @@
 //! A stage for controller stories: a control plane, the cluster simulator, the podinfo
 //! Deployment and its Canary, and the operator's controller running in the test (or its
 //! binary, see [`operator_process`]).
+//!
+//! The operator, in the test or as the binary, acts as the ServiceAccount of
+//! `deploy/kustomize/base` with exactly the shipped RBAC (the testkit's
+//! `install_operator_rbac`); the test's own set-up and assertions use the admin client. When
+//! a stage ends, a request of the operator that was forbidden fails the test.
 
 #![allow(
     dead_code,
@@ -113,6 +118,28 @@ pub fn image(deployment: &Deployment) -> Option<String> {
         .clone()
 }
 
+/// Fails the test naming every request of the operator's ServiceAccount that RBAC refused:
+/// a right the shipped ClusterRole or Role lacks. Skipped when the test narrowed the rights
+/// on purpose (`narrow_operator_rights`).
+pub fn assert_operator_never_forbidden(cluster: &LocalCluster) {
+    if !cluster.operator_rights_are_shipped() {
+        return;
+    }
+    let forbidden = cluster
+        .operator_forbidden_requests()
+        .expect("the audit log reads");
+    assert!(
+        forbidden.is_empty(),
+        "the shipped RBAC forbade the operator {} request(s):\n{}",
+        forbidden.len(),
+        forbidden
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// A control plane with the simulator, the podinfo Deployment and its Canary.
 pub struct Stage {
     pub cluster: LocalCluster,
@@ -158,6 +185,10 @@ impl Stage {
             .install_fledge_crds()
             .await
             .expect("Fledge's CRDs install");
+        cluster
+            .install_operator_rbac()
+            .await
+            .expect("the operator's ServiceAccount and RBAC install");
         let namespace = cluster
             .temp_namespace("controller")
             .await
@@ -233,13 +264,30 @@ impl Stage {
         applied.expect("the target is applied");
     }
 
-    /// Starts the operator binary with `flags`, watching the stage's namespace.
+    /// The namespace of the operator's ServiceAccount and Role (`fledge-system`).
+    pub fn operator_ns(&self) -> &str {
+        &self.cluster.operator_identity().namespace
+    }
+
+    /// The binary's flags that scope it to the stage: `-namespace=<the stage's>` and
+    /// `-flagger-lease-namespace=<the operator's>`. Flagger's Lease is looked for in the
+    /// operator's own namespace, where the shipped Role lets it read it (given `-namespace`,
+    /// the binary would look in the watched namespace, which the shipped rights do not cover).
+    pub fn operator_scope(&self) -> [String; 2] {
+        [
+            format!("-namespace={}", self.ns()),
+            format!("-flagger-lease-namespace={}", self.operator_ns()),
+        ]
+    }
+
+    /// Starts the operator binary as its ServiceAccount with `flags` after
+    /// [`Stage::operator_scope`].
     pub fn start_operator(&self, flags: &[&str]) -> operator_process::Operator {
-        let namespace = format!("-namespace={}", self.ns());
-        let mut all = vec![namespace.as_str()];
+        let scope = self.operator_scope();
+        let mut all: Vec<&str> = scope.iter().map(String::as_str).collect();
         all.extend_from_slice(flags);
         let operator = operator_process::Operator::spawn(
-            self.cluster.kubeconfig_path(),
+            self.cluster.operator_kubeconfig_path(),
             "fledge-operator",
             &all,
         );
@@ -250,7 +298,8 @@ impl Stage {
         operator
     }
 
-    /// Runs the operator's controller with `flags` (as the binary does) until the sender is used.
+    /// Runs the operator's controller as its ServiceAccount with `flags` (as the binary does)
+    /// until the sender is used.
     pub fn run_operator(
         &self,
         flags: &[&str],
@@ -260,7 +309,7 @@ impl Stage {
         command_line.extend_from_slice(flags);
         let config = OperatorConfig::try_parse_args(command_line);
         let config = config.expect("valid flags");
-        let client = self.cluster.client();
+        let client = self.cluster.operator_client();
         let (stop, stopped) = oneshot::channel::<()>();
         let operator = tokio::spawn(async move {
             let shutdown = async {
@@ -288,6 +337,14 @@ impl Stage {
                 .await
                 .expect("the primary exists"),
         )
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_operator_never_forbidden(&self.cluster);
+        }
     }
 }
 

@@ -216,6 +216,7 @@ pub struct FaultProxy {
     state: Arc<ProxyState>,
     url: String,
     kubeconfig: PathBuf,
+    operator_kubeconfig: PathBuf,
     client: kube::Client,
     accept: JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -275,11 +276,19 @@ impl FaultProxy {
             .map_err(|e| Error::io("create temp dir", std::env::temp_dir(), e))?;
         let kubeconfig = dir.path().join("kubeconfig");
         write_kubeconfig(&kubeconfig, &url, ca_path, cluster.admin_token())?;
+        let operator_kubeconfig = dir.path().join("operator.kubeconfig");
+        write_kubeconfig(
+            &operator_kubeconfig,
+            &url,
+            ca_path,
+            cluster.operator_token(),
+        )?;
         let client = crate::client_from_kubeconfig(&kubeconfig).await?;
         Ok(Self {
             state,
             url,
             kubeconfig,
+            operator_kubeconfig,
             client,
             accept,
             _dir: dir,
@@ -294,6 +303,12 @@ impl FaultProxy {
     /// A kubeconfig (the cluster's CA and admin token) whose server is the proxy.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A kubeconfig acting as the operator's ServiceAccount (see
+    /// [`LocalCluster::operator_kubeconfig_path`]) whose server is the proxy.
+    pub fn operator_kubeconfig_path(&self) -> &Path {
+        &self.operator_kubeconfig
     }
 
     /// A client talking to the API server through the proxy.
