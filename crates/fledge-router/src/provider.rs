@@ -18,6 +18,12 @@ pub enum Provider {
         /// The mesh that reads the split (`linkerd`, `osm`, or what follows `smi:<version>:`).
         mesh: String,
     },
+    /// NGINX ingress: a canary Ingress cloned from `spec.ingressRef` (`nginx`).
+    Nginx,
+    /// Skipper: a canary Ingress cloned from `spec.ingressRef` (`skipper`).
+    Skipper,
+    /// APISIX: a canary ApisixRoute cloned from `spec.routeRef` (`apisix`).
+    Apisix,
 }
 
 /// The served version of `gateway.networking.k8s.io` HTTPRoutes.
@@ -78,6 +84,9 @@ impl Provider {
             "istio" => Self::Istio,
             "linkerd" => smi(SmiVersion::V1alpha1, "linkerd"),
             "osm" => smi(SmiVersion::V1alpha2, "osm"),
+            "nginx" => Self::Nginx,
+            "skipper" => Self::Skipper,
+            "apisix" => Self::Apisix,
             _ => {
                 if let Some(rest) = name.strip_prefix("gatewayapi:") {
                     // Flagger matches by prefix, so `gatewayapi:v1beta1` must be tested first.
@@ -151,14 +160,17 @@ mod tests {
             Provider::parse("gatewayapi:v1beta1").unwrap(),
             Provider::GatewayApi(GatewayApiVersion::V1beta1)
         );
+        assert_eq!(Provider::parse("nginx").unwrap(), Provider::Nginx);
+        assert_eq!(Provider::parse("skipper").unwrap(), Provider::Skipper);
+        assert_eq!(Provider::parse("apisix").unwrap(), Provider::Apisix);
     }
 
     #[test]
     fn refuses_providers_it_does_not_route() {
-        let err = Provider::parse("nginx").unwrap_err();
+        let err = Provider::parse("nginx-ingress").unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("spec.provider: unknown or unsupported provider \"nginx\""),
+                .starts_with("spec.provider: unknown or unsupported provider \"nginx-ingress\""),
             "{err}"
         );
         assert!(Provider::parse("smi:v2").is_err());

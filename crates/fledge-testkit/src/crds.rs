@@ -19,13 +19,14 @@ const FALLBACK_MESH_CRDS: &str = include_str!("../crds/mesh-fallback.yaml");
 const SMI_FILE: &str = "smi-trafficsplit.yaml";
 
 /// The upstream mesh CRD files installed from the reference directory, in order.
-const REFERENCE_FILES: [&str; 6] = [
+const REFERENCE_FILES: [&str; 7] = [
     "istio-networking.yaml",
     SMI_FILE,
     "gateway-api-gatewayclasses.yaml",
     "gateway-api-gateways.yaml",
     "gateway-api-httproutes.yaml",
     "gateway-api-referencegrants.yaml",
+    "apisix-route.yaml",
 ];
 
 /// Where the mesh schemas came from.
@@ -68,7 +69,7 @@ pub fn reference_mesh_crds_dir() -> Option<PathBuf> {
 }
 
 /// Installs the mesh CRDs routers write (Istio VirtualService/DestinationRule, SMI
-/// TrafficSplit, Gateway API HTTPRoute and friends): the upstream schemas when
+/// TrafficSplit, Gateway API HTTPRoute and friends, APISIX ApisixRoute): the upstream schemas when
 /// [`reference_mesh_crds_dir`] finds them, the minimal fallback otherwise.
 ///
 /// # Errors
