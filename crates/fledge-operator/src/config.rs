@@ -316,15 +316,6 @@ impl OperatorConfig {
                 "kept for the NGINX and Contour routers, which Fledge does not have yet",
             ));
         }
-        if self.ingress_annotations_prefix != "nginx.ingress.kubernetes.io" {
-            flags.push((
-                format!(
-                    "-ingress-annotations-prefix={}",
-                    self.ingress_annotations_prefix
-                ),
-                "kept for the NGINX router, which Fledge does not have yet",
-            ));
-        }
         if let Some(path) = &self.kubeconfig_service_mesh {
             flags.push((
                 format!("-kubeconfig-service-mesh={}", path.display()),

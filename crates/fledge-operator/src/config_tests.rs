@@ -99,7 +99,6 @@ fn every_flag_of_flaggers_chart_parses_as_flagger_means_it() {
         [
             "-threadiness=2",
             "-ingress-class=contour",
-            "-ingress-annotations-prefix=custom.ingress.kubernetes.io",
             "-kubeconfig-service-mesh=/tmp/controlplane/kubeconfig",
         ],
         "each flag without effect is named once in the start-up log"
