@@ -182,8 +182,8 @@ impl ClonedRenderer for Apisix {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let route = route_to(&http, &names.primary)
-            .ok_or_else(|| Self::missing_routes(canary, routing))?;
+        let route =
+            route_to(&http, &names.primary).ok_or_else(|| Self::missing_routes(canary, routing))?;
         let primary = route["backends"]
             .as_array()
             .into_iter()
@@ -219,7 +219,10 @@ impl ClonedRenderer for Apisix {
         route["priority"] == json!(CANARY_PRIORITY)
             && weights
                 == [
-                    (Some(names.primary.as_str()), Some(u64::from(routes.primary))),
+                    (
+                        Some(names.primary.as_str()),
+                        Some(u64::from(routes.primary)),
+                    ),
                     (Some(names.canary.as_str()), Some(u64::from(routes.canary))),
                 ]
     }

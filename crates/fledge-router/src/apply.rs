@@ -99,7 +99,12 @@ impl Applier {
     }
 
     /// Deletes the object `name` of `resource` in `namespace`; `false` when it did not exist.
-    pub async fn delete(&self, resource: &ApiResource, namespace: &str, name: &str) -> Result<bool> {
+    pub async fn delete(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, resource);
         match api.delete(name, &DeleteParams::default()).await {

@@ -65,8 +65,12 @@ pub trait ClonedRenderer: Send + Sync {
     /// # Errors
     /// As [`ClonedRenderer::check`]; [`Error::InvalidSpec`] naming the source field when the
     /// source does not route to the apex Service.
-    fn render(&self, canary: &Canary, routes: Routes, source: &DynamicObject)
-    -> Result<TrafficObject>;
+    fn render(
+        &self,
+        canary: &Canary,
+        routes: Routes,
+        source: &DynamicObject,
+    ) -> Result<TrafficObject>;
 
     /// The split held by the routing object.
     ///
@@ -132,7 +136,11 @@ impl<R: ClonedRenderer> ClonedRouter<R> {
     ) -> Result<Option<DynamicObject>> {
         let name = self.renderer.routing_name(canary);
         self.applier
-            .get(&self.renderer.routing_resource(), &identity.namespace, &name)
+            .get(
+                &self.renderer.routing_resource(),
+                &identity.namespace,
+                &name,
+            )
             .await
     }
 
@@ -195,7 +203,11 @@ impl<R: ClonedRenderer> Router for ClonedRouter<R> {
         let name = self.renderer.routing_name(canary);
         let deleted = self
             .applier
-            .delete(&self.renderer.routing_resource(), &identity.namespace, &name)
+            .delete(
+                &self.renderer.routing_resource(),
+                &identity.namespace,
+                &name,
+            )
             .await?;
         tracing::debug!(canary = %identity.name, namespace = %identity.namespace, %name, deleted,
             "cloned routing object removed");
@@ -226,9 +238,7 @@ impl<R: ClonedRenderer> Router for ClonedRouter<R> {
         let Ok(routes) = self.renderer.read_routes(canary, routing) else {
             return Ok(false);
         };
-        Ok(self
-            .renderer
-            .holds_canary_fields(canary, routing, routes))
+        Ok(self.renderer.holds_canary_fields(canary, routing, routes))
     }
 
     fn routing_in_sync_with_source(

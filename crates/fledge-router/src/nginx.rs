@@ -124,7 +124,10 @@ impl ClonedRenderer for Nginx {
             .analysis()
             .map(|a| a.match_.as_slice())
             .unwrap_or_default();
-        let path = JsonPath::root().field("spec").field("analysis").field("match");
+        let path = JsonPath::root()
+            .field("spec")
+            .field("analysis")
+            .field("match");
         match nginx_match_problems(matches, &path).into_iter().next() {
             Some(problem) => Err(Error::spec(problem.path, problem.message)),
             None => Ok(()),

@@ -56,7 +56,10 @@ pub fn insert_predicate(predicates: &str, insert: &str) -> String {
 /// `{"<canary>": c, "<primary>": p}`, keys in order as Flagger's JSON encoder writes them.
 fn backend_weights(canary: &Canary, routes: Routes) -> String {
     let names = canary.spec.service_names();
-    let weights = BTreeMap::from([(names.primary, routes.primary), (names.canary, routes.canary)]);
+    let weights = BTreeMap::from([
+        (names.primary, routes.primary),
+        (names.canary, routes.canary),
+    ]);
     Value::from_iter(weights.into_iter().map(|(name, w)| (name, json!(w)))).to_string()
 }
 
@@ -130,10 +133,7 @@ impl ClonedRenderer for Skipper {
         let (labels, mut annotations) = cloned_metadata(source);
         let user_predicates = annotations.remove(PREDICATE).unwrap_or_default();
         annotations.extend(generated_metadata(None).1);
-        annotations.insert(
-            BACKEND_WEIGHTS.to_owned(),
-            backend_weights(canary, routes),
-        );
+        annotations.insert(BACKEND_WEIGHTS.to_owned(), backend_weights(canary, routes));
         annotations.insert(PREDICATE.to_owned(), predicate(routes, &user_predicates));
         let mut routing = TrafficObject::new(
             ingress_resource(),

@@ -52,10 +52,17 @@ fn the_canary_route_keeps_the_apex_route_at_top_priority_with_a_weighted_canary_
         .expect("renders")
         .object;
     insta::assert_yaml_snapshot!("apisix_initial", routing);
-    assert_eq!(routing.metadata.name.as_deref(), Some("podinfo-podinfo-canary"));
+    assert_eq!(
+        routing.metadata.name.as_deref(),
+        Some("podinfo-podinfo-canary")
+    );
     assert_eq!(Apisix.routing_name(&c), "podinfo-podinfo-canary");
     let http = routing.data["spec"]["http"].as_array().expect("http");
-    assert_eq!(http.len(), 1, "only the route to the apex Service is cloned");
+    assert_eq!(
+        http.len(),
+        1,
+        "only the route to the apex Service is cloned"
+    );
     assert_eq!(http[0]["name"], "method");
     assert_eq!(http[0]["priority"], 10000);
     assert_eq!(http[0]["match"]["hosts"], json!(["foobar.com"]));
@@ -68,7 +75,11 @@ fn the_canary_route_keeps_the_apex_route_at_top_priority_with_a_weighted_canary_
         ])
     );
     assert_eq!(routing.data["spec"]["ingressClassName"], "apisix");
-    assert_eq!(source, user_route(None), "the user's route is read, never changed");
+    assert_eq!(
+        source,
+        user_route(None),
+        "the user's route is read, never changed"
+    );
 }
 
 #[test]

@@ -73,7 +73,10 @@ fn the_nginx_canary_ingress_clones_the_users_ingress_and_leads_to_the_canary_ser
         paths[1]["backend"]["service"]["name"], "static-assets",
         "paths to other Services are cloned as they are"
     );
-    assert_eq!(routing.object.data["spec"]["rules"][0]["host"], "app.example.com");
+    assert_eq!(
+        routing.object.data["spec"]["rules"][0]["host"],
+        "app.example.com"
+    );
     let a = annotations(&routing.object);
     assert_eq!(a["nginx.ingress.kubernetes.io/canary"], "true");
     assert_eq!(a["nginx.ingress.kubernetes.io/canary-weight"], "0");
@@ -126,8 +129,14 @@ fn the_annotations_prefix_names_every_canary_annotation_and_stale_ones_are_not_c
     assert_eq!(
         canary_annotations,
         BTreeMap::from([
-            ("custom.ingress.kubernetes.io/canary".to_owned(), "true".to_owned()),
-            ("custom.ingress.kubernetes.io/canary-weight".to_owned(), "50".to_owned()),
+            (
+                "custom.ingress.kubernetes.io/canary".to_owned(),
+                "true".to_owned()
+            ),
+            (
+                "custom.ingress.kubernetes.io/canary-weight".to_owned(),
+                "50".to_owned()
+            ),
         ])
     );
     assert_eq!(
@@ -147,13 +156,22 @@ fn nginx_ab_testing_selects_by_header_value_pattern_or_cookie_while_the_canary_i
     for (header, expected) in [
         (
             "{x-user-type: {exact: test}}",
-            vec![("canary-by-header", "x-user-type"), ("canary-by-header-value", "test")],
+            vec![
+                ("canary-by-header", "x-user-type"),
+                ("canary-by-header-value", "test"),
+            ],
         ),
         (
             "{x-user-type: {regex: test}}",
-            vec![("canary-by-header", "x-user-type"), ("canary-by-header-pattern", "test")],
+            vec![
+                ("canary-by-header", "x-user-type"),
+                ("canary-by-header-pattern", "test"),
+            ],
         ),
-        ("{cookie: {exact: test}}", vec![("canary-by-cookie", "test")]),
+        (
+            "{cookie: {exact: test}}",
+            vec![("canary-by-cookie", "test")],
+        ),
     ] {
         let c = ab_canary(header);
         let tested = nginx
@@ -163,7 +181,11 @@ fn nginx_ab_testing_selects_by_header_value_pattern_or_cookie_while_the_canary_i
         let a = annotations(&tested);
         assert_eq!(a["nginx.ingress.kubernetes.io/canary"], "true", "{header}");
         for (suffix, value) in &expected {
-            assert_eq!(a[&format!("nginx.ingress.kubernetes.io/{suffix}")], *value, "{header}");
+            assert_eq!(
+                a[&format!("nginx.ingress.kubernetes.io/{suffix}")],
+                *value,
+                "{header}"
+            );
         }
         assert_eq!(
             nginx.read_routes(&c, &tested).expect("reads"),
@@ -220,14 +242,13 @@ fn what_nginx_annotations_cannot_express_is_refused_naming_the_field_and_the_pro
 fn a_user_ingress_without_a_path_to_the_apex_service_is_refused_naming_ingress_ref() {
     let c = canary(&NGINX.replace("port: 9898}", "port: 9898, name: frontend}"));
     for renderer in [&Nginx::default() as &dyn ClonedRenderer, &Skipper] {
-        let (field, message) = spec_error(renderer.render(
-            &c,
-            Routes::INITIAL,
-            &user_ingress(&json!({})),
-        ));
+        let (field, message) =
+            spec_error(renderer.render(&c, Routes::INITIAL, &user_ingress(&json!({}))));
         assert_eq!(field, "spec.ingressRef");
         assert!(
-            message.starts_with("Ingress test/podinfo has no path whose backend is the Service frontend"),
+            message.starts_with(
+                "Ingress test/podinfo has no path whose backend is the Service frontend"
+            ),
             "{message}"
         );
     }
@@ -260,7 +281,10 @@ fn the_skipper_canary_ingress_splits_every_apex_path_between_primary_and_canary(
         .iter()
         .map(|p| p["backend"]["service"]["name"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(services, ["podinfo-primary", "static-assets", "podinfo-canary"]);
+    assert_eq!(
+        services,
+        ["podinfo-primary", "static-assets", "podinfo-canary"]
+    );
     assert_eq!(
         paths[0]["backend"]["service"]["port"], paths[2]["backend"]["service"]["port"],
         "the canary backend is a copy of the primary's"
@@ -290,7 +314,11 @@ fn skipper_weights_follow_the_split_as_in_flaggers_get_set_routes_test() {
             weights,
             json!({ "podinfo-primary": primary, "podinfo-canary": canary_weight })
         );
-        let predicate = if canary_weight == 0 { "False()" } else { "Weight(100)" };
+        let predicate = if canary_weight == 0 {
+            "False()"
+        } else {
+            "Weight(100)"
+        };
         assert_eq!(a["zalando.org/skipper-predicate"], predicate);
         assert_eq!(Skipper.read_routes(&c, &routing).expect("reads"), routes);
     }

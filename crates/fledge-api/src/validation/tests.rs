@@ -244,19 +244,30 @@ fn nginx_refuses_what_its_canary_annotations_cannot_express() {
 #[test]
 fn skipper_and_apisix_refuse_ab_testing_and_session_affinity() {
     for (provider, reference) in [
-        ("skipper", "ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}"),
-        ("apisix", "routeRef: {apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: podinfo}"),
+        (
+            "skipper",
+            "ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}",
+        ),
+        (
+            "apisix",
+            "routeRef: {apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: podinfo}",
+        ),
     ] {
         let text = canary("{iterations: 10, match: [{headers: {x-canary: {exact: insider}}}]}")
-            .replace("spec:\n", &format!("spec:\n  provider: {provider}\n  {reference}\n"));
+            .replace(
+                "spec:\n",
+                &format!("spec:\n  provider: {provider}\n  {reference}\n"),
+            );
         assert_eq!(
             messages(&check(&text)),
             [format!(
                 "spec.analysis.match: routing by header, cookie or query (A/B testing) is not supported by {provider}"
             )]
         );
-        let text = canary("{stepWeight: 10, sessionAffinity: {cookieName: user}}")
-            .replace("spec:\n", &format!("spec:\n  provider: {provider}\n  {reference}\n"));
+        let text = canary("{stepWeight: 10, sessionAffinity: {cookieName: user}}").replace(
+            "spec:\n",
+            &format!("spec:\n  provider: {provider}\n  {reference}\n"),
+        );
         assert_eq!(
             messages(&check(&text)),
             [format!(
