@@ -60,7 +60,7 @@ fn backend_weights(canary: &Canary, routes: Routes) -> String {
         (names.primary, routes.primary),
         (names.canary, routes.canary),
     ]);
-    Value::from_iter(weights.into_iter().map(|(name, w)| (name, json!(w)))).to_string()
+    json!(weights).to_string()
 }
 
 /// The predicate for `routes` given what the user's Ingress asks for.
@@ -176,7 +176,7 @@ impl ClonedRenderer for Skipper {
         routes: Routes,
     ) -> bool {
         let annotations = routing.metadata.annotations.clone().unwrap_or_default();
-        let held_predicate = annotations.get(PREDICATE).map(String::as_str).unwrap_or("");
+        let held_predicate = annotations.get(PREDICATE).map_or("", String::as_str);
         annotations.get(BACKEND_WEIGHTS) == Some(&backend_weights(canary, routes))
             && held_predicate == predicate(routes, held_predicate)
     }

@@ -58,15 +58,15 @@ async fn apisix_clones_the_users_route_and_weights_it_through_a_rollout() {
     );
 
     for weight in [10, 30, 50, 100, 0] {
-        let routes = Routes::weighted(100 - weight, weight);
-        router.set_routes(&canary, routes).await.expect("routes");
+        let split = Routes::weighted(100 - weight, weight);
+        router.set_routes(&canary, split).await.expect("routes");
         let clone = env.get(&resource, "podinfo-podinfo-canary").await;
         let backends = &clone.data["spec"]["http"][0]["backends"];
         assert_eq!(backends[0]["serviceName"], "podinfo-primary");
         assert_eq!(backends[0]["weight"], 100 - weight);
         assert_eq!(backends[1]["serviceName"], "podinfo-canary");
         assert_eq!(backends[1]["weight"], weight);
-        assert_eq!(router.get_routes(&canary).await.expect("reads"), routes);
+        assert_eq!(router.get_routes(&canary).await.expect("reads"), split);
     }
 
     router

@@ -63,14 +63,14 @@ async fn nginx_clones_the_users_ingress_and_moves_the_weight_through_a_rollout()
     );
 
     for weight in [10, 20, 30, 40, 50, 0] {
-        let routes = Routes::weighted(100 - weight, weight);
-        router.set_routes(&canary, routes).await.expect("routes");
+        let split = Routes::weighted(100 - weight, weight);
+        router.set_routes(&canary, split).await.expect("routes");
         let clone = env.get(&ingress, "podinfo-canary").await;
         assert_eq!(
             annotation(&clone, "custom.ingress.kubernetes.io/canary-weight"),
             Some(weight.to_string())
         );
-        assert_eq!(router.get_routes(&canary).await.expect("reads"), routes);
+        assert_eq!(router.get_routes(&canary).await.expect("reads"), split);
     }
 
     // Reconciling keeps the split and, done twice, changes nothing.
@@ -238,8 +238,8 @@ async fn skipper_weights_the_primary_and_canary_paths_and_removes_the_clone_on_f
     );
 
     for (primary, canary_weight) in [(90, 10), (50, 50), (0, 100), (100, 0)] {
-        let routes = Routes::weighted(primary, canary_weight);
-        router.set_routes(&canary, routes).await.expect("routes");
+        let split = Routes::weighted(primary, canary_weight);
+        router.set_routes(&canary, split).await.expect("routes");
         let clone = env.get(&ingress, "podinfo-canary").await;
         let weights: Value = serde_json::from_str(
             &annotation(&clone, "zalando.org/backend-weights").expect("weights"),
@@ -249,7 +249,7 @@ async fn skipper_weights_the_primary_and_canary_paths_and_removes_the_clone_on_f
             weights,
             json!({ "podinfo-primary": primary, "podinfo-canary": canary_weight })
         );
-        assert_eq!(router.get_routes(&canary).await.expect("reads"), routes);
+        assert_eq!(router.get_routes(&canary).await.expect("reads"), split);
     }
 
     router.finalize(&canary).await.expect("finalizes");

@@ -49,8 +49,8 @@ fn stored(
     routes: Routes,
     source: &DynamicObject,
 ) -> Value {
-    let rendered = renderer.render(c, routes, source).expect("renders");
-    let mut stored = serde_json::to_value(&rendered.object).expect("serializes");
+    let clone = renderer.render(c, routes, source).expect("renders");
+    let mut stored = serde_json::to_value(&clone.object).expect("serializes");
     stored["metadata"]["resourceVersion"] = json!("4711");
     stored["metadata"]["uid"] = json!("c10e-uid");
     stored["metadata"]["managedFields"] =
@@ -58,6 +58,9 @@ fn stored(
     stored["status"] = json!({ "loadBalancer": {} });
     stored
 }
+
+/// A hand edit of a stored clone.
+type Edit = fn(&mut Value);
 
 fn object(value: Value) -> DynamicObject {
     serde_json::from_value(value).expect("a valid object")
@@ -149,7 +152,7 @@ async fn canary_annotations_that_differ_from_the_canary_spec_are_out_of_sync_wit
     let (nginx, _handle) = router(Nginx::default());
     let c = canary(NGINX);
     let source = user_ingress("app.example.com");
-    let edits: [(&str, fn(&mut Value)); 3] = [
+    let edits: [(&str, Edit); 3] = [
         ("a selector left over from A/B testing", |clone| {
             clone["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-header"] =
                 json!("x-canary");
