@@ -307,7 +307,7 @@ fn bad_values_are_refused_naming_the_flag() {
         "{text}"
     );
 
-    let unknown = parse(&["-mesh-provider=nginx"])
+    let unknown = parse(&["-mesh-provider=haproxy"])
         .validate()
         .err()
         .map(|e| e.to_string());

@@ -76,7 +76,7 @@ pub trait Router: Send + Sync {
     }
 
     /// The user's object the routing object is cloned from — NGINX's and Skipper's
-    /// `spec.ingressRef`, APISIX's `spec.routeRef` ([`ClonedRouter`]) — for callers that keep
+    /// `spec.ingressRef`, APISIX's `spec.routeRef` ([`ClonedRouter`](crate::ClonedRouter)) — for callers that keep
     /// it in a watch cache (it is of the routing object's resource, so the cache of
     /// [`Router::routing_resource`] holds it too); `None` for routers that render the routing
     /// object from the Canary alone, and when the Canary names no source.

@@ -39,8 +39,8 @@ const ROUTE_DISABLED: &str = "False()";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Skipper;
 
-/// `insert` as the first of the `&&`-joined `predicates`, dropping an earlier [`ROUTE_WEIGHT`]
-/// or [`ROUTE_DISABLED`] and empty terms (Flagger's `insertPredicate`).
+/// `insert` as the first of the `&&`-joined `predicates`, dropping an earlier `Weight(100)`
+/// or `False()` and empty terms (Flagger's `insertPredicate`).
 pub fn insert_predicate(predicates: &str, insert: &str) -> String {
     std::iter::once(insert)
         .chain(
