@@ -85,8 +85,8 @@ pub async fn install_mesh_crds(client: &kube::Client) -> Result<MeshCrdSource> {
 }
 
 /// Installs the testkit's own minimal mesh CRDs (what machines without the upstream schemas
-/// get): VirtualService and DestinationRule (v1beta1, v1alpha3, v1), TrafficSplit (v1alpha1–3)
-/// and HTTPRoute (v1, v1beta1), accepting any spec.
+/// get): VirtualService and DestinationRule (v1beta1, v1alpha3, v1), TrafficSplit (v1alpha1–3),
+/// HTTPRoute (v1, v1beta1) and ApisixRoute (v2), accepting any spec.
 ///
 /// # Errors
 /// As [`install_fledge_crds`].

@@ -123,7 +123,8 @@ async fn the_fallback_mesh_crds_serve_every_version_routers_write() {
             "virtualservices.networking.istio.io",
             "destinationrules.networking.istio.io",
             "trafficsplits.split.smi-spec.io",
-            "httproutes.gateway.networking.k8s.io"
+            "httproutes.gateway.networking.k8s.io",
+            "apisixroutes.apisix.apache.org"
         ]
     );
     let ns = cluster.temp_namespace("fallback").await.expect("namespace");
@@ -148,6 +149,7 @@ async fn the_fallback_mesh_crds_serve_every_version_routers_write() {
             "HTTPRoute",
             ["v1", "v1beta1"].as_slice(),
         ),
+        ("apisix.apache.org", "ApisixRoute", ["v2"].as_slice()),
     ];
     for (group, kind, served) in versions {
         for version in served {
