@@ -41,7 +41,9 @@ pub trait Router: Send + Sync {
     }
 
     /// The name of the object that holds the split, in the Canary's namespace: the apex
-    /// Service's name for most providers, `<ingress>-canary` for the ingress routers.
+    /// Service's name for most providers, the clone's for the routers that clone a user's
+    /// object (`<ingressRef>-canary` for NGINX and Skipper, `<routeRef>-<apex>-canary` for
+    /// APISIX).
     fn routing_name(&self, canary: &Canary) -> String {
         canary.spec.service_names().apex
     }
