@@ -310,15 +310,6 @@ impl OperatorConfig {
             .into_iter()
             .map(|flag| (flag, "Flagger flag accepted but without effect in Fledge"))
             .collect();
-        if self.ingress_annotations_prefix != "nginx.ingress.kubernetes.io" {
-            flags.push((
-                format!(
-                    "-ingress-annotations-prefix={}",
-                    self.ingress_annotations_prefix
-                ),
-                "kept for the NGINX router, which Fledge does not have yet",
-            ));
-        }
         if let Some(path) = &self.kubeconfig_service_mesh {
             flags.push((
                 format!("-kubeconfig-service-mesh={}", path.display()),

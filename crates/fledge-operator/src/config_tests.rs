@@ -103,7 +103,6 @@ fn every_flag_of_flaggers_chart_parses_as_flagger_means_it() {
         without_effect,
         [
             "-threadiness=2",
-            "-ingress-annotations-prefix=custom.ingress.kubernetes.io",
             "-kubeconfig-service-mesh=/tmp/controlplane/kubeconfig",
         ],
         "each flag without effect is named once in the start-up log"
@@ -312,7 +311,7 @@ fn bad_values_are_refused_naming_the_flag() {
         "{text}"
     );
 
-    let unknown = parse(&["-mesh-provider=nginx"])
+    let unknown = parse(&["-mesh-provider=haproxy"])
         .validate()
         .err()
         .map(|e| e.to_string());

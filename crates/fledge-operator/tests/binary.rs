@@ -103,7 +103,7 @@ fn flaggers_environment_variables_are_read_and_unknown_flags_exit_2() {
 #[test]
 fn an_invalid_configuration_is_one_json_line_naming_the_flag() {
     let output = operator()
-        .arg("-mesh-provider=nginx")
+        .arg("-mesh-provider=haproxy")
         .output()
         .expect("the binary runs");
     assert_eq!(output.status.code(), Some(2));

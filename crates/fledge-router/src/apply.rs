@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -96,6 +96,28 @@ impl Applier {
         self.apply_object(resource, &canary.namespace, &restored.object)
             .await?;
         Ok(true)
+    }
+
+    /// Deletes the object `name` of `resource` in `namespace`; `false` when it did not exist.
+    pub async fn delete(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, resource);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(source) => Err(Error::Kube {
+                verb: "delete",
+                kind: resource.kind.clone(),
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                source: Box::new(source),
+            }),
+        }
     }
 
     /// Server-side apply with force (Fledge owns what it writes), retried on conflicts.

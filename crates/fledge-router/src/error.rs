@@ -37,7 +37,7 @@ pub enum Error {
     #[error(
         "spec.provider: unknown or unsupported provider {provider:?}; supported: kubernetes, istio, linkerd, osm, \
          smi:v1alpha1:<mesh>, smi:v1alpha2:<mesh>, smi:v1alpha3:<mesh>, gatewayapi:v1, gatewayapi:v1beta1, \
-         contour, traefik, traefik:traefik.containo.us, gloo"
+         contour, traefik, traefik:traefik.containo.us, gloo, nginx, skipper, apisix"
     )]
     UnknownProvider {
         /// The provider as written.
@@ -78,6 +78,22 @@ pub enum Error {
         /// Namespace of the object.
         namespace: String,
         /// Name of the object.
+        name: String,
+    },
+
+    /// The user's object a routing object is cloned from (`spec.ingressRef`,
+    /// `spec.routeRef`) does not exist.
+    #[error(
+        "{field}: {kind} {namespace}/{name} not found; create it, or point {field}.name at the {kind} that routes to the apex Service"
+    )]
+    SourceNotFound {
+        /// The Canary field naming the source (`spec.ingressRef`).
+        field: &'static str,
+        /// Kind of the source (`Ingress`).
+        kind: String,
+        /// Namespace of the source.
+        namespace: String,
+        /// Name of the source.
         name: String,
     },
 

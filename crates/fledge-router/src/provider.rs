@@ -18,6 +18,12 @@ pub enum Provider {
         /// The mesh that reads the split (`linkerd`, `osm`, or what follows `smi:<version>:`).
         mesh: String,
     },
+    /// NGINX ingress: a canary Ingress cloned from `spec.ingressRef` (`nginx`).
+    Nginx,
+    /// Skipper: a canary Ingress cloned from `spec.ingressRef` (`skipper`).
+    Skipper,
+    /// APISIX: a canary ApisixRoute cloned from `spec.routeRef` (`apisix`).
+    Apisix,
     /// Contour HTTPProxy (`contour`).
     Contour,
     /// Traefik TraefikService (`traefik`, `traefik:traefik.io`, `traefik:traefik.containo.us`).
@@ -114,6 +120,9 @@ impl Provider {
             "contour" => Self::Contour,
             "traefik" | "traefik:traefik.io" => Self::Traefik(TraefikGroup::TraefikIo),
             "traefik:traefik.containo.us" => Self::Traefik(TraefikGroup::ContainoUs),
+            "nginx" => Self::Nginx,
+            "skipper" => Self::Skipper,
+            "apisix" => Self::Apisix,
             // Flagger matches Gloo by prefix.
             _ if name.starts_with("gloo") => Self::Gloo,
             _ => {
@@ -189,6 +198,9 @@ mod tests {
             Provider::parse("gatewayapi:v1beta1").unwrap(),
             Provider::GatewayApi(GatewayApiVersion::V1beta1)
         );
+        assert_eq!(Provider::parse("nginx").unwrap(), Provider::Nginx);
+        assert_eq!(Provider::parse("skipper").unwrap(), Provider::Skipper);
+        assert_eq!(Provider::parse("apisix").unwrap(), Provider::Apisix);
         assert_eq!(Provider::parse("contour").unwrap(), Provider::Contour);
         assert_eq!(Provider::parse("gloo").unwrap(), Provider::Gloo);
         assert_eq!(Provider::parse("gloo:v1").unwrap(), Provider::Gloo);
@@ -213,10 +225,10 @@ mod tests {
 
     #[test]
     fn refuses_providers_it_does_not_route() {
-        let err = Provider::parse("kuma").unwrap_err();
+        let err = Provider::parse("nginx-ingress").unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("spec.provider: unknown or unsupported provider \"kuma\""),
+                .starts_with("spec.provider: unknown or unsupported provider \"nginx-ingress\""),
             "{err}"
         );
         assert!(Provider::parse("smi:v2").is_err());

@@ -1,5 +1,6 @@
 //! The `Router` trait and the machinery every mesh router shares: read the current split,
-//! render the desired objects, apply them, restore adopted objects on finalize.
+//! render the desired objects, apply them, restore adopted objects on finalize. Routers that
+//! clone a user's object share theirs in [`ClonedRouter`](crate::ClonedRouter).
 
 use async_trait::async_trait;
 use fledge_api::Canary;
@@ -7,6 +8,7 @@ use kube::Client;
 use kube::api::{ApiResource, DynamicObject};
 
 use crate::apply::{Applier, object_holds};
+use crate::cloned::SourceRef;
 use crate::error::{Error, Result};
 use crate::metadata::CanaryIdentity;
 use crate::object::TrafficObject;
@@ -39,7 +41,9 @@ pub trait Router: Send + Sync {
     }
 
     /// The name of the object that holds the split, in the Canary's namespace: the apex
-    /// Service's name for most providers, `<ingress>-canary` for the ingress routers.
+    /// Service's name for most providers, the clone's for the routers that clone a user's
+    /// object (`<ingressRef>-canary` for NGINX and Skipper, `<routeRef>-<apex>-canary` for
+    /// APISIX).
     fn routing_name(&self, canary: &Canary) -> String {
         canary.spec.service_names().apex
     }
@@ -71,6 +75,34 @@ pub trait Router: Send + Sync {
     fn routing_in_sync(&self, canary: &Canary, routing: &DynamicObject) -> Result<bool> {
         let _ = (canary, routing);
         Ok(true)
+    }
+
+    /// The user's object the routing object is cloned from — NGINX's and Skipper's
+    /// `spec.ingressRef`, APISIX's `spec.routeRef` ([`ClonedRouter`](crate::ClonedRouter)) — for callers that keep
+    /// it in a watch cache (it is of the routing object's resource, so the cache of
+    /// [`Router::routing_resource`] holds it too); `None` for routers that render the routing
+    /// object from the Canary alone, and when the Canary names no source.
+    fn routing_source(&self, canary: &Canary) -> Option<SourceRef> {
+        let _ = canary;
+        None
+    }
+
+    /// [`Router::routing_in_sync`] given `source`, the [`Router::routing_source`] object read
+    /// from a watch cache (`None` when it is not at hand): for a cloned routing object an edit
+    /// of the user's object is then a difference too. Routers without a source answer as
+    /// [`Router::routing_in_sync`].
+    ///
+    /// # Errors
+    /// As [`Router::routing_in_sync`]; [`Error::InvalidSpec`] naming the source field when the
+    /// source no longer routes to the apex Service.
+    fn routing_in_sync_with_source(
+        &self,
+        canary: &Canary,
+        routing: &DynamicObject,
+        source: Option<&DynamicObject>,
+    ) -> Result<bool> {
+        let _ = source;
+        self.routing_in_sync(canary, routing)
     }
 }
 

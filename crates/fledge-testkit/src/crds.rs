@@ -19,7 +19,7 @@ const FALLBACK_MESH_CRDS: &str = include_str!("../crds/mesh-fallback.yaml");
 const SMI_FILE: &str = "smi-trafficsplit.yaml";
 
 /// The upstream mesh CRD files installed from the reference directory, in order.
-const REFERENCE_FILES: [&str; 11] = [
+const REFERENCE_FILES: [&str; 12] = [
     "istio-networking.yaml",
     SMI_FILE,
     "gateway-api-gatewayclasses.yaml",
@@ -31,6 +31,7 @@ const REFERENCE_FILES: [&str; 11] = [
     "traefik-containo-us.yaml",
     "gloo-routetables.yaml",
     "gloo-upstreams.yaml",
+    "apisix-route.yaml",
 ];
 
 /// Where the mesh schemas came from.
@@ -74,7 +75,8 @@ pub fn reference_mesh_crds_dir() -> Option<PathBuf> {
 
 /// Installs the mesh CRDs routers write (Istio VirtualService/DestinationRule, SMI
 /// TrafficSplit, Gateway API HTTPRoute and friends, Contour HTTPProxy, Traefik TraefikService
-/// and IngressRoute in both API groups, Gloo RouteTable and Upstream): the upstream schemas when
+/// and IngressRoute in both API groups, Gloo RouteTable and Upstream, APISIX ApisixRoute): the
+/// upstream schemas when
 /// [`reference_mesh_crds_dir`] finds them, the minimal fallback otherwise.
 ///
 /// # Errors
@@ -92,7 +94,7 @@ pub async fn install_mesh_crds(client: &kube::Client) -> Result<MeshCrdSource> {
 /// Installs the testkit's own minimal mesh CRDs (what machines without the upstream schemas
 /// get): VirtualService and DestinationRule (v1beta1, v1alpha3, v1), TrafficSplit (v1alpha1–3),
 /// HTTPRoute (v1, v1beta1), HTTPProxy, TraefikService and IngressRoute (`traefik.io` and
-/// `traefik.containo.us`), RouteTable and Upstream, accepting any spec.
+/// `traefik.containo.us`), RouteTable and Upstream, and ApisixRoute (v2), accepting any spec.
 ///
 /// # Errors
 /// As [`install_fledge_crds`].

@@ -130,7 +130,8 @@ async fn the_fallback_mesh_crds_serve_every_version_routers_write() {
             "traefikservices.traefik.containo.us",
             "ingressroutes.traefik.containo.us",
             "routetables.gateway.solo.io",
-            "upstreams.gloo.solo.io"
+            "upstreams.gloo.solo.io",
+            "apisixroutes.apisix.apache.org"
         ]
     );
     let ns = cluster.temp_namespace("fallback").await.expect("namespace");
@@ -170,6 +171,7 @@ async fn the_fallback_mesh_crds_serve_every_version_routers_write() {
         ),
         ("gateway.solo.io", "RouteTable", ["v1"].as_slice()),
         ("gloo.solo.io", "Upstream", ["v1"].as_slice()),
+        ("apisix.apache.org", "ApisixRoute", ["v2"].as_slice()),
     ];
     for (group, kind, served) in versions {
         for version in served {

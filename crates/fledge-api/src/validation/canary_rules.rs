@@ -342,6 +342,12 @@ fn check_routing_features(
             );
         }
     }
+    if plain == Some("nginx") {
+        rules.problems.extend(super::nginx_match_problems(
+            &analysis.match_,
+            &path.field("match"),
+        ));
+    }
     if let Some(affinity) = &analysis.session_affinity {
         let affinity_path = path.field("sessionAffinity");
         if let Some(p) = plain.filter(|p| !AFFINITY_PROVIDERS.contains(p)) {

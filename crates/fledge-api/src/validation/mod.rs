@@ -19,6 +19,7 @@
 
 pub mod bounds;
 mod canary_rules;
+mod nginx_match;
 mod path;
 mod resource_rules;
 mod schema_check;
@@ -31,6 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use nginx_match::nginx_match_problems;
 pub use path::JsonPath;
 
 use crate::{AlertProvider, Canary, GROUP, LEGACY_VERSION, MetricTemplate, VERSION};

@@ -201,6 +201,82 @@ fn mirroring_outside_istio_and_gateway_api_is_refused() {
     );
 }
 
+fn nginx_canary(analysis: &str) -> String {
+    canary(analysis).replace(
+        "spec:\n",
+        "spec:\n  provider: nginx\n  ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}\n",
+    )
+}
+
+#[test]
+fn nginx_ab_testing_by_one_header_and_one_cookie_is_valid() {
+    for matches in [
+        "[{headers: {x-canary: {exact: insider}}}]",
+        "[{headers: {x-canary: {regex: \"^(insider|beta)$\"}}}, {headers: {cookie: {exact: canary}}}]",
+    ] {
+        let report = check(&nginx_canary(&format!(
+            "{{interval: 1m, threshold: 5, iterations: 10, match: {matches}}}"
+        )));
+        assert!(report.is_valid(), "{matches}: {:?}", report.problems);
+    }
+}
+
+#[test]
+fn nginx_refuses_what_its_canary_annotations_cannot_express() {
+    let report = check(&nginx_canary(
+        "{iterations: 10, mirror: true, match: [\
+         {headers: {x-canary: {exact: insider}}, uri: {prefix: /api}}, \
+         {headers: {x-user: {prefix: beta}, cookie: {regex: can.*}}}, \
+         {headers: {x-other: {exact: yes}}}]}",
+    ));
+    assert_eq!(
+        messages(&report),
+        [
+            "spec.analysis.mirror: traffic mirroring needs istio or gatewayapi, not nginx; remove `mirror` or change the provider",
+            "spec.analysis.match[0].uri: the nginx provider routes A/B traffic by one header or one cookie only and cannot match on `uri`; remove it, or use a provider that can (istio, gatewayapi)",
+            "spec.analysis.match[1].headers.cookie: the nginx provider matches a cookie by its name (canary-by-cookie; requests whose cookie holds `always` go to the canary): use `exact: <cookie name>`",
+            "spec.analysis.match[1].headers.x-user: the nginx provider matches a header by exact value or regex, not by prefix; use `regex: \"^<prefix>.*\"`",
+            "spec.analysis.match[2].headers.x-other: the nginx provider routes by one header only (canary-by-header); keep one header condition",
+        ]
+    );
+}
+
+#[test]
+fn skipper_and_apisix_refuse_ab_testing_and_session_affinity() {
+    for (provider, reference) in [
+        (
+            "skipper",
+            "ingressRef: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo}",
+        ),
+        (
+            "apisix",
+            "routeRef: {apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: podinfo}",
+        ),
+    ] {
+        let text = canary("{iterations: 10, match: [{headers: {x-canary: {exact: insider}}}]}")
+            .replace(
+                "spec:\n",
+                &format!("spec:\n  provider: {provider}\n  {reference}\n"),
+            );
+        assert_eq!(
+            messages(&check(&text)),
+            [format!(
+                "spec.analysis.match: routing by header, cookie or query (A/B testing) is not supported by {provider}"
+            )]
+        );
+        let text = canary("{stepWeight: 10, sessionAffinity: {cookieName: user}}").replace(
+            "spec:\n",
+            &format!("spec:\n  provider: {provider}\n  {reference}\n"),
+        );
+        assert_eq!(
+            messages(&check(&text)),
+            [format!(
+                "spec.analysis.sessionAffinity: session affinity needs istio or gatewayapi, not {provider}"
+            )]
+        );
+    }
+}
+
 #[test]
 fn each_ingress_provider_is_held_to_the_conditions_its_router_writes() {
     let with = |provider: &str, analysis: &str| {

@@ -53,6 +53,9 @@ pub struct SimApp {
     pub port: u16,
     /// The Ingress NGINX routes through (defaults to the target's name).
     pub ingress: String,
+    /// The prefix of the NGINX canary annotations the sim reads (the operator's
+    /// `-ingress-annotations-prefix`; defaults to `nginx.ingress.kubernetes.io`).
+    pub ingress_annotations_prefix: String,
     /// Requests generated per second.
     pub requests_per_second: f64,
     /// Shares of requests carrying headers; the rest carry none.
@@ -67,6 +70,7 @@ impl SimApp {
             namespace: namespace.into(),
             service: target.clone(),
             ingress: target.clone(),
+            ingress_annotations_prefix: routes::NGINX_ANNOTATIONS_PREFIX.to_owned(),
             target,
             port: 9898,
             requests_per_second: 10.0,
@@ -77,6 +81,13 @@ impl SimApp {
     /// Sets the request rate.
     pub fn with_rate(mut self, requests_per_second: f64) -> Self {
         self.requests_per_second = requests_per_second.max(0.0);
+        self
+    }
+
+    /// Reads the NGINX canary Ingress's annotations under `prefix` (as an operator started
+    /// with `-ingress-annotations-prefix=<prefix>` writes them).
+    pub fn with_ingress_annotations_prefix(mut self, prefix: &str) -> Self {
+        prefix.clone_into(&mut self.ingress_annotations_prefix);
         self
     }
 
@@ -517,7 +528,10 @@ async fn read_routes(client: &kube::Client, app: &SimApp) -> Option<RouteTable> 
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &app.namespace);
     if let Ok(Some(ingress)) = ingresses.get_opt(&format!("{}-canary", app.ingress)).await
         && let Ok(value) = serde_json::to_value(&ingress)
-        && let Some(table) = parsed(routes::from_canary_ingress(&value))
+        && let Some(table) = parsed(routes::from_canary_ingress(
+            &value,
+            &app.ingress_annotations_prefix,
+        ))
         && !table.routes.is_empty()
     {
         return Some(table);

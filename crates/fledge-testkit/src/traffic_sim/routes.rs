@@ -327,16 +327,19 @@ pub fn from_traffic_split(object: &Value, names: &Names) -> RouteTable {
     }
 }
 
-/// Reads NGINX's canary Ingress (`<ingress>-canary` with `nginx.ingress.kubernetes.io/canary*`
-/// annotations): header and cookie routes first, then the weight.
+/// The default prefix of the NGINX canary annotations.
+pub const NGINX_ANNOTATIONS_PREFIX: &str = "nginx.ingress.kubernetes.io";
+
+/// Reads NGINX's canary Ingress (`<ingress>-canary` with `<prefix>/canary*` annotations):
+/// header and cookie routes first, then the weight, as ingress-nginx orders them.
 ///
 /// # Errors
 /// [`Error::Setting`] for an invalid header pattern.
-pub fn from_canary_ingress(object: &Value) -> Result<RouteTable> {
+pub fn from_canary_ingress(object: &Value, prefix: &str) -> Result<RouteTable> {
     let annotations = &object["metadata"]["annotations"];
     let get = |key: &str| {
         annotations
-            .get(format!("nginx.ingress.kubernetes.io/{key}"))
+            .get(format!("{prefix}/{key}"))
             .and_then(Value::as_str)
     };
     let mut routes = Vec::new();
@@ -507,7 +510,7 @@ mod tests {
             "nginx.ingress.kubernetes.io/canary": "true",
             "nginx.ingress.kubernetes.io/canary-weight": "40",
             "nginx.ingress.kubernetes.io/canary-by-cookie": "canary"}}});
-        let table = from_canary_ingress(&ingress).expect("valid");
+        let table = from_canary_ingress(&ingress, NGINX_ANNOTATIONS_PREFIX).expect("valid");
         assert!((share_of_canary(&table, &Request::default()) - 0.4).abs() < 0.01);
         for jar in ["canary=always", "a=b; canary=always; c=d"] {
             let cookie = Request {
