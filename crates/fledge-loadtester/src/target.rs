@@ -153,7 +153,7 @@ async fn answer(
     let body = body
         .collect()
         .await
-        .map(|b| b.to_bytes())
+        .map(http_body_util::Collected::to_bytes)
         .unwrap_or_default();
     *counters.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(SeenRequest {
         method: parts.method,

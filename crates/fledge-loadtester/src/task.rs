@@ -232,9 +232,10 @@ impl TaskRunner {
 
 /// Runs a task and logs how it went, in Flagger's words.
 async fn execute(task: &Task, timeout: Duration) -> Outcome {
-    let outcome = match builtin_hey(&task.command) {
-        Some(args) => run_hey(&args, timeout).await,
-        None => {
+    let outcome = if let Some(args) = builtin_hey(&task.command) {
+        run_hey(&args, timeout).await
+    } else {
+        {
             let args: Vec<String> = match task.kind {
                 TaskKind::Cmd | TaskKind::Bash => vec!["-c".to_owned(), task.command.clone()],
                 TaskKind::Helm | TaskKind::Kubectl => {
@@ -253,18 +254,17 @@ async fn execute(task: &Task, timeout: Duration) -> Outcome {
         }
     };
     let output = String::from_utf8_lossy(&outcome.output);
-    match &outcome.error {
-        Some(error) => tracing::error!(
+    if let Some(error) = &outcome.error {
+        tracing::error!(
             canary = %task.canary,
             "command failed {} {error} {output}",
             task.command
-        ),
-        None => {
-            if task.log_output {
-                tracing::info!(canary = %task.canary, "{output}");
-            }
-            tracing::info!(canary = %task.canary, "command finished {}", task.command);
+        );
+    } else {
+        if task.log_output {
+            tracing::info!(canary = %task.canary, "{output}");
         }
+        tracing::info!(canary = %task.canary, "command finished {}", task.command);
     }
     Outcome {
         error: outcome.error.map(|error| {

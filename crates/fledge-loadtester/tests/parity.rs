@@ -33,7 +33,10 @@ fn debian_hey() -> PathBuf {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .is_ok_and(|s| s.success())
-        || (Command::new("apt-get").args(["update", "-q"]).status().is_ok()
+        || (Command::new("apt-get")
+            .args(["update", "-q"])
+            .status()
+            .is_ok()
             && Command::new("apt-get")
                 .args(["install", "-y", "-q", "hey"])
                 .env("DEBIAN_FRONTEND", "noninteractive")
@@ -89,10 +92,16 @@ async fn the_built_in_hey_sends_what_debians_hey_sends() {
     target.reset();
     let builtin_rate = tokio::task::block_in_place(|| run(&mut builtin(), args, &url));
     let ours = target.requests() as f64;
-    assert!((ours - debian).abs() <= debian * 0.15, "requests: built-in {ours}, Debian's hey {debian}");
+    assert!(
+        (ours - debian).abs() <= debian * 0.15,
+        "requests: built-in {ours}, Debian's hey {debian}"
+    );
     assert!(
         (builtin_rate - debian_rate).abs() <= debian_rate * 0.15,
         "Requests/sec: built-in {builtin_rate}, Debian's hey {debian_rate}"
     );
-    assert!((debian_rate - 100.0).abs() <= 20.0, "Debian's hey at {debian_rate}/s");
+    assert!(
+        (debian_rate - 100.0).abs() <= 20.0,
+        "Debian's hey at {debian_rate}/s"
+    );
 }

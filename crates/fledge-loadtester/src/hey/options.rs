@@ -96,19 +96,7 @@ pub struct HeyOptions {
 impl HeyOptions {
     /// Parses hey's arguments (without the leading `hey`).
     pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Self, HeyError> {
-        if let Some(unsupported) = args.iter().find_map(|arg| {
-            let name = arg.as_ref().trim_start_matches('-');
-            let name = name.split_once('=').map_or(name, |(name, _)| name);
-            UNSUPPORTED
-                .iter()
-                .find(|(flag, _)| arg.as_ref().starts_with('-') && *flag == name)
-        }) {
-            return Err(HeyError(format!(
-                "-{} ({}) is not supported by the built-in hey; drop the flag, or install hey \
-                 in the image and call it through `sh -c` (e.g. `cmd: \"exec hey ...\"`)",
-                unsupported.0, unsupported.1
-            )));
-        }
+        refuse_unsupported(args)?;
         let flags = goflag::parse(&FLAGS, args)?;
         let number = |name: &str, default: i64| -> Result<i64, HeyError> {
             flags.last(name).map_or(Ok(default), |value| {
@@ -182,64 +170,7 @@ impl HeyOptions {
         )
         .map_err(|_| HeyError("invalid value for flag -m: expected GET, POST, ...".to_owned()))?;
 
-        let mut headers = HeaderMap::new();
-        set(
-            &mut headers,
-            header::CONTENT_TYPE,
-            flags.last("T").unwrap_or("text/html"),
-            "-T",
-        )?;
-        for line in flags.all("H") {
-            let (name, value) = parse_header(line)?;
-            headers.insert(name, value);
-        }
-        if let Some(accept) = flags.last("A").filter(|a| !a.is_empty()) {
-            set(&mut headers, header::ACCEPT, accept, "-A")?;
-        }
-        if let Some(auth) = flags.last("a").filter(|a| !a.is_empty()) {
-            let Some((user, password)) = auth
-                .split_once(':')
-                .filter(|(user, password)| !user.is_empty() && password.len() > 1)
-                .filter(|(_, password)| !password.starts_with(char::is_whitespace))
-            else {
-                return Err(HeyError(format!(
-                    "could not parse the provided input; input = {auth} (-a wants user:password)"
-                )));
-            };
-            let token = base64(format!("{user}:{password}").as_bytes());
-            set(
-                &mut headers,
-                header::AUTHORIZATION,
-                &format!("Basic {token}"),
-                "-a",
-            )?;
-        }
-        let user_agent = match (
-            flags.last("U").filter(|u| !u.is_empty()),
-            headers.get(header::USER_AGENT),
-        ) {
-            (Some(agent), _) => format!("{agent} {HEY_USER_AGENT}"),
-            (None, Some(set)) => format!("{} {HEY_USER_AGENT}", set.to_str().unwrap_or_default()),
-            (None, None) => HEY_USER_AGENT.to_owned(),
-        };
-        set(&mut headers, header::USER_AGENT, &user_agent, "-U")?;
-        let host = flags
-            .last("host")
-            .filter(|h| !h.is_empty())
-            .map_or(host, str::to_owned);
-        set(&mut headers, header::HOST, &host, "-host")?;
-        let disable_keepalive = flags.switch("disable-keepalive");
-        if disable_keepalive {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if !flags.switch("disable-compression")
-            && method != Method::HEAD
-            && !headers.contains_key(header::ACCEPT_ENCODING)
-            && !headers.contains_key(header::RANGE)
-        {
-            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-
+        let mut headers = request_headers(&flags, &method, host)?;
         let mut body = Bytes::from(flags.last("d").unwrap_or_default().to_owned());
         if let Some(path) = flags.last("D").filter(|p| !p.is_empty()) {
             body = std::fs::read(path)
@@ -262,7 +193,7 @@ impl HeyOptions {
             qps: qps.max(0.0),
             timeout: (timeout_seconds > 0).then(|| Duration::from_secs(timeout_seconds as u64)),
             duration,
-            disable_keepalive,
+            disable_keepalive: flags.switch("disable-keepalive"),
         })
     }
 
@@ -271,6 +202,92 @@ impl HeyOptions {
     pub fn requests_per_worker(&self) -> Option<u64> {
         self.requests.map(|n| n / self.concurrency as u64)
     }
+}
+
+/// The headers of every request: hey's defaults (`Content-Type: text/html`, its User-Agent,
+/// `Accept-Encoding: gzip`) and the flags' (`-H`, `-A`, `-a`, `-U`, `-host`,
+/// `-disable-keepalive`, `-disable-compression`).
+fn request_headers(
+    flags: &goflag::ParsedFlags,
+    method: &Method,
+    host: String,
+) -> Result<HeaderMap, HeyError> {
+    let mut headers = HeaderMap::new();
+    set(
+        &mut headers,
+        header::CONTENT_TYPE,
+        flags.last("T").unwrap_or("text/html"),
+        "-T",
+    )?;
+    for line in flags.all("H") {
+        let (name, value) = parse_header(line)?;
+        headers.insert(name, value);
+    }
+    if let Some(accept) = flags.last("A").filter(|a| !a.is_empty()) {
+        set(&mut headers, header::ACCEPT, accept, "-A")?;
+    }
+    if let Some(auth) = flags.last("a").filter(|a| !a.is_empty()) {
+        let Some((user, password)) = auth
+            .split_once(':')
+            .filter(|(user, password)| !user.is_empty() && password.len() > 1)
+            .filter(|(_, password)| !password.starts_with(char::is_whitespace))
+        else {
+            return Err(HeyError(format!(
+                "could not parse the provided input; input = {auth} (-a wants user:password)"
+            )));
+        };
+        let token = base64(format!("{user}:{password}").as_bytes());
+        set(
+            &mut headers,
+            header::AUTHORIZATION,
+            &format!("Basic {token}"),
+            "-a",
+        )?;
+    }
+    let user_agent = match (
+        flags.last("U").filter(|u| !u.is_empty()),
+        headers.get(header::USER_AGENT),
+    ) {
+        (Some(agent), _) => format!("{agent} {HEY_USER_AGENT}"),
+        (None, Some(set)) => format!("{} {HEY_USER_AGENT}", set.to_str().unwrap_or_default()),
+        (None, None) => HEY_USER_AGENT.to_owned(),
+    };
+    set(&mut headers, header::USER_AGENT, &user_agent, "-U")?;
+    let host = flags
+        .last("host")
+        .filter(|h| !h.is_empty())
+        .map_or(host, str::to_owned);
+    set(&mut headers, header::HOST, &host, "-host")?;
+    if flags.switch("disable-keepalive") {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if !flags.switch("disable-compression")
+        && *method != Method::HEAD
+        && !headers.contains_key(header::ACCEPT_ENCODING)
+        && !headers.contains_key(header::RANGE)
+    {
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+
+    Ok(headers)
+}
+
+/// Refuses the flags hey has and the built-in generator does not implement.
+fn refuse_unsupported<S: AsRef<str>>(args: &[S]) -> Result<(), HeyError> {
+    if let Some(unsupported) = args.iter().find_map(|arg| {
+        let name = arg.as_ref().trim_start_matches('-');
+        let name = name.split_once('=').map_or(name, |(name, _)| name);
+        UNSUPPORTED
+            .iter()
+            .find(|(flag, _)| arg.as_ref().starts_with('-') && *flag == name)
+    }) {
+        return Err(HeyError(format!(
+            "-{} ({}) is not supported by the built-in hey; drop the flag, or install hey \
+                 in the image and call it through `sh -c` (e.g. `cmd: \"exec hey ...\"`)",
+            unsupported.0, unsupported.1
+        )));
+    }
+    Ok(())
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str, flag: &str) -> Result<(), HeyError> {

@@ -272,11 +272,7 @@ impl Report {
         let max = counts.iter().copied().max().unwrap_or(0);
         let mut out = String::new();
         for (mark, count) in marks.iter().zip(counts) {
-            let bar = if max > 0 {
-                (count * 40 + max / 2) / max
-            } else {
-                0
-            };
+            let bar = (count * 40 + max / 2).checked_div(max).unwrap_or(0);
             let _ = writeln!(out, "  {mark:4.3} [{count}]\t|{}", "■".repeat(bar));
         }
         out
