@@ -30,6 +30,9 @@ const BUILD_PACKAGES: [&str; 6] = [
     "golang-github-modern-go-reflect2-dev",
     "golang-github-json-iterator-go-dev",
 ];
+/// Load generators the tests and `cargo xtask bench loadtester` compare the built-in hey
+/// with: (program, Debian package).
+pub(crate) const LOAD_TOOLS: [(&str, &str); 2] = [("hey", "hey"), ("wrk", "wrk")];
 /// Vendored libraries replaced by Debian's newer sources before building.
 const VENDOR_SWAPS: [&str; 2] = [
     "github.com/modern-go/reflect2",
@@ -104,6 +107,7 @@ pub fn ensure() -> Result<Binaries> {
     if !packages.is_empty() {
         apt_install(&packages)?;
     }
+    ensure_load_tools()?;
     if missing.contains(&Tool::KubeApiserver) {
         build_kube_apiserver()?;
     }
@@ -145,6 +149,25 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Installs Debian's `hey` and `wrk` when they are not on PATH; returns their paths.
+pub(crate) fn ensure_load_tools() -> Result<Vec<PathBuf>> {
+    let missing: Vec<&str> = LOAD_TOOLS
+        .iter()
+        .filter(|(program, _)| on_path(program).is_none())
+        .map(|(_, package)| *package)
+        .collect();
+    if !missing.is_empty() {
+        apt_install(&missing)?;
+    }
+    LOAD_TOOLS
+        .iter()
+        .map(|(program, package)| {
+            on_path(program)
+                .with_context(|| format!("{program} is missing: apt-get install {package}"))
+        })
+        .collect()
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {

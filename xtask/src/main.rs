@@ -5,6 +5,7 @@
 mod bench_cluster;
 mod bench_engine;
 mod bench_index;
+mod bench_loadtester;
 mod bench_metrics;
 mod bench_operator;
 mod bench_secrets;
@@ -32,6 +33,7 @@ fn usage() -> &'static str {
      \x20 bench metrics [--seconds N]  Prometheus query round trips for N concurrent canaries\n\
      \x20 bench operator [--release]   the operator binary: reaction time, memory, API requests\n\
      \x20 bench index [--canaries N]  mapping a watch event to its canaries (release build)\n\
+     \x20 bench loadtester [--release]  built-in hey vs Debian's hey and wrk at -c 50 on loopback\n\
      \x20 bench secrets [--binary P]  the operator's memory before/after 1,000 unrelated 10 KB Secrets\n\
      \x20 control-plane [--check]  make sure kube-apiserver, etcd and prometheus exist (build/install)\n\
      \x20 cluster         a playground: control plane, Prometheus and simulators until Ctrl-C\n\
@@ -62,6 +64,9 @@ fn main() -> ExitCode {
             bench_metrics::run(&rest[1..])
         }
         "bench" if rest.first().is_some_and(|what| what == "index") => bench_index::run(&rest[1..]),
+        "bench" if rest.first().is_some_and(|w| w == "loadtester") => {
+            bench_loadtester::run(&rest[1..])
+        }
         "bench" if rest.first().is_some_and(|what| what == "secrets") => {
             bench_secrets::run(&rest[1..])
         }
