@@ -56,29 +56,59 @@ async fn wait_for_requests(stage: &Stage, group: &str, resource: &str, verbs: &[
 /// The canary on `provider` initializes under the shipped RBAC, and its routing object
 /// (`group`/`resource`) was read, created, updated, listed and watched.
 async fn initializes_on(provider: &str, service: &str, group: &str, resource: &str) {
+    initializes_with(provider, service, "", "", &[(group, resource)], &[]).await;
+}
+
+/// The canary on `provider` (with `refs`, spec lines such as `ingressRef`, and the user's
+/// objects `user_objects` created first) initializes under the shipped RBAC: each
+/// `watched` resource (group, resource) was read, created, updated, listed and watched, each
+/// `applied` one read, created and updated. Returns the stage, the operator stopped.
+async fn initializes_with(
+    provider: &str,
+    service: &str,
+    refs: &str,
+    user_objects: &str,
+    watched: &[(&str, &str)],
+    applied: &[(&str, &str)],
+) -> Stage {
     let stage = Stage::prepare(Duration::from_millis(200)).await;
     stage
         .cluster
         .install_mesh_crds()
         .await
         .expect("the mesh CRDs install");
+    if !user_objects.is_empty() {
+        stage
+            .cluster
+            .apply_yaml(user_objects, stage.ns())
+            .await
+            .expect("the user's objects are created");
+    }
     stage
         .create_canary(&format!(
             "targetRef: {{ apiVersion: apps/v1, kind: Deployment, name: podinfo }}\n  \
-             progressDeadlineSeconds: 60\n  provider: {provider}\n  service: {service}\n  \
+             progressDeadlineSeconds: 60\n  provider: {provider}\n  service: {service}\n  {refs}\
              analysis: {{ interval: 10s, threshold: 2, iterations: 2 }}\n"
         ))
         .await;
     let mesh_provider = format!("-mesh-provider={provider}");
     let mut operator = stage.start_operator(&[mesh_provider.as_str()]);
     stage.reaches(CanaryPhase::Initialized, 60).await;
-    wait_for_requests(&stage, group, resource, &["get", "create", "patch", "list"]).await;
+    for (group, resource) in watched {
+        wait_for_requests(&stage, group, resource, &["get", "create", "patch", "list"]).await;
+    }
+    for (group, resource) in applied {
+        wait_for_requests(&stage, group, resource, &["get", "create", "patch"]).await;
+    }
     // A watch is audited when it ends: the binary stops (SIGTERM), its connections close,
     // and its watch of the routing objects shows.
     operator.terminate();
     let status = operator.exit_status(Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
-    wait_for_requests(&stage, group, resource, &["watch"]).await;
+    for (group, resource) in watched {
+        wait_for_requests(&stage, group, resource, &["watch"]).await;
+    }
+    stage
 }
 
 #[tokio::test]
@@ -99,6 +129,106 @@ async fn a_gateway_api_canarys_httproute_is_read_created_and_watched_under_the_s
         "{ port: 9898, gatewayRefs: [{ name: gateway, namespace: istio-ingress }] }",
         "gateway.networking.k8s.io",
         "httproutes",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_contour_canarys_httpproxy_is_read_created_and_watched_under_the_shipped_rbac() {
+    initializes_on(
+        "contour",
+        "{ port: 9898 }",
+        "projectcontour.io",
+        "httpproxies",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_traefik_canarys_traefikservice_is_read_created_and_watched_in_both_groups() {
+    initializes_on("traefik", "{ port: 9898 }", "traefik.io", "traefikservices").await;
+    initializes_on(
+        "traefik:traefik.containo.us",
+        "{ port: 9898 }",
+        "traefik.containo.us",
+        "traefikservices",
+    )
+    .await;
+}
+
+/// Gloo: the RouteTable is watched; the primary and canary Upstreams are applied, and the
+/// Upstream named by `spec.upstreamRef` is read with `get`.
+#[tokio::test]
+async fn a_gloo_canarys_routetable_and_upstreams_are_written_under_the_shipped_rbac() {
+    initializes_with(
+        "gloo",
+        "{ port: 9898 }",
+        "upstreamRef: { name: podinfo-settings }\n  ",
+        "apiVersion: gloo.solo.io/v1\nkind: Upstream\nmetadata: { name: podinfo-settings }\n\
+         spec: { connectionConfig: { maxRequestsPerConnection: 10 } }\n",
+        &[("gateway.solo.io", "routetables")],
+        &[("gloo.solo.io", "upstreams")],
+    )
+    .await;
+}
+
+/// The user's Ingress the NGINX and Skipper canaries clone.
+const USER_INGRESS: &str = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: podinfo }\n\
+    spec:\n  rules:\n  - host: app.example.com\n    http:\n      paths:\n      \
+    - { path: /, pathType: Prefix, backend: { service: { name: podinfo, port: { number: 9898 } } } }\n";
+
+#[tokio::test]
+async fn an_nginx_canarys_cloned_ingress_is_read_created_and_watched_under_the_shipped_rbac() {
+    initializes_with(
+        "nginx",
+        "{ port: 9898 }",
+        "ingressRef: { apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo }\n  ",
+        USER_INGRESS,
+        &[("networking.k8s.io", "ingresses")],
+        &[],
+    )
+    .await;
+}
+
+/// Skipper's canary Ingress is deleted when a Canary with `revertOnDeletion` goes, as Flagger
+/// deletes it: the `delete` verb on Ingresses.
+#[tokio::test]
+async fn a_skipper_canarys_cloned_ingress_is_deleted_on_revert_under_the_shipped_rbac() {
+    let stage = initializes_with(
+        "skipper",
+        "{ port: 9898 }",
+        "revertOnDeletion: true\n  \
+         ingressRef: { apiVersion: networking.k8s.io/v1, kind: Ingress, name: podinfo }\n  ",
+        USER_INGRESS,
+        &[("networking.k8s.io", "ingresses")],
+        &[],
+    )
+    .await;
+    let (stop, operator) = stage.run_operator(&["-mesh-provider=skipper"]);
+    stage
+        .canaries
+        .delete("podinfo", &Default::default())
+        .await
+        .expect("the Canary is deleted");
+    wait_for_requests(&stage, "networking.k8s.io", "ingresses", &["delete"]).await;
+    stop.send(()).expect("the operator runs");
+    operator
+        .await
+        .expect("the operator task")
+        .expect("the operator stops cleanly");
+}
+
+#[tokio::test]
+async fn an_apisix_canarys_cloned_route_is_read_created_and_watched_under_the_shipped_rbac() {
+    initializes_with(
+        "apisix",
+        "{ port: 9898 }",
+        "routeRef: { apiVersion: apisix.apache.org/v2, kind: ApisixRoute, name: podinfo }\n  ",
+        "apiVersion: apisix.apache.org/v2\nkind: ApisixRoute\nmetadata: { name: podinfo }\n\
+         spec:\n  http:\n  - name: method\n    match: { hosts: [app.example.com], paths: [/*] }\n    \
+         backends: [{ serviceName: podinfo, servicePort: 9898 }]\n",
+        &[("apisix.apache.org", "apisixroutes")],
+        &[],
     )
     .await;
 }
