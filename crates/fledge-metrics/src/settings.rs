@@ -255,7 +255,8 @@ impl Credentials {
         }
         if !matches!(provider, "prometheus" | "graphite") {
             return Ok(Self::Keys(SecretKeys::new(
-                data.keys().filter_map(|key| Some((key.clone(), text(key)?))),
+                data.keys()
+                    .filter_map(|key| Some((key.clone(), text(key)?))),
             )));
         }
         if provider == "prometheus"

@@ -91,7 +91,10 @@ impl ApiClient {
             let bad = || Error::InvalidHeader { name: name.clone() };
             let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
             for value in values {
-                headers.append(header.clone(), HeaderValue::from_str(value).map_err(|_| bad())?);
+                headers.append(
+                    header.clone(),
+                    HeaderValue::from_str(value).map_err(|_| bad())?,
+                );
             }
         }
         let mut secrets = Vec::new();
@@ -110,11 +113,12 @@ impl ApiClient {
             }
             Credentials::Bearer { token } => {
                 secrets.push(token.clone());
-                let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                    Error::InvalidHeader {
-                        name: "Authorization".into(),
-                    }
-                })?;
+                let mut value =
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        Error::InvalidHeader {
+                            name: "Authorization".into(),
+                        }
+                    })?;
                 value.set_sensitive(true);
                 headers.insert(reqwest::header::AUTHORIZATION, value);
                 None
@@ -211,7 +215,12 @@ impl ApiClient {
                 });
             }
             let delay = self.retry.delay(attempt, retry_after);
-            tracing::debug!(provider = self.provider, attempt, ?delay, "rate limited, retrying");
+            tracing::debug!(
+                provider = self.provider,
+                attempt,
+                ?delay,
+                "rate limited, retrying"
+            );
             tokio::time::sleep(delay).await;
         }
     }
@@ -280,7 +289,10 @@ impl ApiClient {
 
 /// The API's message in a JSON error body: `field` when it is a string, the strings of
 /// an array field joined, else the body as it is.
-pub(crate) fn json_message(body: &str, read: impl Fn(&serde_json::Value) -> Option<String>) -> String {
+pub(crate) fn json_message(
+    body: &str,
+    read: impl Fn(&serde_json::Value) -> Option<String>,
+) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .as_ref()
@@ -325,10 +337,15 @@ mod tests {
         .unwrap();
         let quoted = client.quote("bad key k3y-value and app-k3y for ?api_key=abcd1234");
         assert!(
-            !quoted.contains("k3y-value") && !quoted.contains("app-k3y") && !quoted.contains("abcd1234"),
+            !quoted.contains("k3y-value")
+                && !quoted.contains("app-k3y")
+                && !quoted.contains("abcd1234"),
             "{quoted}"
         );
-        assert_eq!(client.url("/api/v1/query").as_str(), "https://api.example.com/prefix/api/v1/query");
+        assert_eq!(
+            client.url("/api/v1/query").as_str(),
+            "https://api.example.com/prefix/api/v1/query"
+        );
         assert_eq!(client.address(), "https://api.example.com/prefix");
     }
 
@@ -338,7 +355,13 @@ mod tests {
         assert_eq!(policy.delay(1, None), Duration::from_secs(1));
         assert_eq!(policy.delay(2, None), Duration::from_secs(2));
         assert_eq!(policy.delay(4, None), Duration::from_secs(5));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(5));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(60))),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -102,8 +102,10 @@ impl DatadogProvider {
                 self.api.api_error(status, &message)
             });
         }
-        let answer: QueryAnswer = serde_json::from_str(body)
-            .map_err(|err| self.api.malformed(&format!("not a query answer ({err})"), body))?;
+        let answer: QueryAnswer = serde_json::from_str(body).map_err(|err| {
+            self.api
+                .malformed(&format!("not a query answer ({err})"), body)
+        })?;
         if answer.status.as_deref() == Some("error") || answer.error.is_some() {
             return Err(self.api.api_error(
                 status,
@@ -125,7 +127,11 @@ fn errors_field(json: &Value) -> Option<String> {
     Some(
         errors
             .iter()
-            .map(|error| error.as_str().map_or_else(|| error.to_string(), str::to_owned))
+            .map(|error| {
+                error
+                    .as_str()
+                    .map_or_else(|| error.to_string(), str::to_owned)
+            })
             .collect::<Vec<_>>()
             .join("; "),
     )
@@ -136,16 +142,16 @@ impl MetricProvider for DatadogProvider {
     async fn query(&self, query: &str) -> Result<QueryOutcome> {
         let to = unix_now().as_secs();
         let from = to.saturating_sub(self.window_secs);
-        let url = with_query(self.api.url("/api/v1/query"), [
-            ("query", query.to_owned()),
-            ("from", from.to_string()),
-            ("to", to.to_string()),
-        ]);
+        let url = with_query(
+            self.api.url("/api/v1/query"),
+            [
+                ("query", query.to_owned()),
+                ("from", from.to_string()),
+                ("to", to.to_string()),
+            ],
+        );
         tracing::debug!(address = %self.api.address(), %query, "datadog query");
-        let answer = self
-            .api
-            .send(|client| client.get(url.clone()))
-            .await?;
+        let answer = self.api.send(|client| client.get(url.clone())).await?;
         self.interpret(answer.status, &answer.body)
     }
 
@@ -176,7 +182,10 @@ mod tests {
     #[test]
     fn both_keys_are_required_and_the_window_is_ten_intervals() {
         let err = DatadogProvider::new(ProviderSettings::new("")).unwrap_err();
-        assert_eq!(err.to_string(), "datadog credentials do not contain a datadog_api_key");
+        assert_eq!(
+            err.to_string(),
+            "datadog credentials do not contain a datadog_api_key"
+        );
         let settings = ProviderSettings::new("")
             .with_credentials(Credentials::Keys(SecretKeys::new([
                 (API_KEY, "a"),

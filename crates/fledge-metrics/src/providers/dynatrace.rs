@@ -85,7 +85,8 @@ impl DynatraceProvider {
     fn error(&self, status: u16, body: &str) -> Error {
         let message = json_message(body, error_field);
         if status == 401 || status == 403 {
-            self.api.rejected_credentials(status, &message, "dynatrace_token")
+            self.api
+                .rejected_credentials(status, &message, "dynatrace_token")
         } else {
             self.api.api_error(status, &message)
         }
@@ -95,8 +96,10 @@ impl DynatraceProvider {
         if status != 200 {
             return Err(self.error(status, body));
         }
-        let answer: QueryAnswer = serde_json::from_str(body)
-            .map_err(|err| self.api.malformed(&format!("not a query answer ({err})"), body))?;
+        let answer: QueryAnswer = serde_json::from_str(body).map_err(|err| {
+            self.api
+                .malformed(&format!("not a query answer ({err})"), body)
+        })?;
         let value = answer
             .result
             .first()
@@ -117,7 +120,10 @@ fn error_field(json: &Value) -> Option<String> {
         .into_iter()
         .flatten()
     {
-        let text = violation.get("message").and_then(Value::as_str).unwrap_or_default();
+        let text = violation
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match violation.get("path").and_then(Value::as_str) {
             Some(path) => message.push_str(&format!("; {path}: {text}")),
             None => message.push_str(&format!("; {text}")),
@@ -132,12 +138,15 @@ impl MetricProvider for DynatraceProvider {
         let to = unix_now().as_millis();
         let from = to.saturating_sub(self.window_millis);
         let selector = query.trim();
-        let url = with_query(self.api.url("/api/v2/metrics/query"), [
-            ("metricSelector", selector.to_owned()),
-            ("resolution", "Inf".to_owned()),
-            ("from", from.to_string()),
-            ("to", to.to_string()),
-        ]);
+        let url = with_query(
+            self.api.url("/api/v2/metrics/query"),
+            [
+                ("metricSelector", selector.to_owned()),
+                ("resolution", "Inf".to_owned()),
+                ("from", from.to_string()),
+                ("to", to.to_string()),
+            ],
+        );
         tracing::debug!(address = %self.api.address(), %selector, "dynatrace query");
         let answer = self
             .api
@@ -179,21 +188,29 @@ mod tests {
         assert!(matches!(err, Error::AddressRequired { .. }), "{err}");
         let err = DynatraceProvider::new(ProviderSettings::new("https://abc.live.dynatrace.com"))
             .unwrap_err();
-        assert_eq!(err.to_string(), "dynatrace credentials do not contain a dynatrace_token");
+        assert_eq!(
+            err.to_string(),
+            "dynatrace credentials do not contain a dynatrace_token"
+        );
     }
 
     #[test]
     fn the_last_data_entry_of_the_first_result_is_read() {
         let provider = DynatraceProvider::new(
-            ProviderSettings::new("https://abc.live.dynatrace.com/e/env1").with_credentials(
-                Credentials::Keys(SecretKeys::new([(TOKEN, "dt0c01.x")])),
-            ),
+            ProviderSettings::new("https://abc.live.dynatrace.com/e/env1")
+                .with_credentials(Credentials::Keys(SecretKeys::new([(TOKEN, "dt0c01.x")]))),
         )
         .unwrap();
         let body = r#"{"result":[{"metricId":"m","data":[{"values":[1.0]},{"values":[2.5,9]}]},{"data":[{"values":[7]}]}]}"#;
-        assert_eq!(provider.interpret(200, body).unwrap(), QueryOutcome::Value(2.5));
+        assert_eq!(
+            provider.interpret(200, body).unwrap(),
+            QueryOutcome::Value(2.5)
+        );
         let null = r#"{"result":[{"metricId":"m","data":[{"values":[null]}]}]}"#;
-        assert_eq!(provider.interpret(200, null).unwrap(), QueryOutcome::NoValues);
+        assert_eq!(
+            provider.interpret(200, null).unwrap(),
+            QueryOutcome::NoValues
+        );
         assert_eq!(
             provider.api.url("/api/v2/metrics/query").as_str(),
             "https://abc.live.dynatrace.com/e/env1/api/v2/metrics/query"

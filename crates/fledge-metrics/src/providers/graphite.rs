@@ -73,8 +73,10 @@ impl GraphiteProvider {
         if status >= 400 {
             return Err(self.api.api_error(status, &error_text(body)));
         }
-        let series: Vec<Series> = serde_json::from_str(body)
-            .map_err(|err| self.api.malformed(&format!("not a render JSON answer ({err})"), body))?;
+        let series: Vec<Series> = serde_json::from_str(body).map_err(|err| {
+            self.api
+                .malformed(&format!("not a render JSON answer ({err})"), body)
+        })?;
         let mut last = None;
         for point in series.iter().flat_map(|series| &series.datapoints) {
             match &point.0 {
@@ -159,10 +161,19 @@ mod tests {
     #[test]
     fn the_last_non_null_datapoint_of_all_series_is_the_value() {
         let body = r#"[{"target":"a","datapoints":[[1.5,1],[null,2]]},{"target":"b","datapoints":[["7",1],[3,2],[null,3]]}]"#;
-        assert_eq!(provider().interpret(200, body).unwrap(), QueryOutcome::Value(3.0));
+        assert_eq!(
+            provider().interpret(200, body).unwrap(),
+            QueryOutcome::Value(3.0)
+        );
         let nulls = r#"[{"target":"a","datapoints":[[null,1],[null,2]]}]"#;
-        assert_eq!(provider().interpret(200, nulls).unwrap(), QueryOutcome::NoValues);
-        assert_eq!(provider().interpret(200, "[]").unwrap(), QueryOutcome::NoValues);
+        assert_eq!(
+            provider().interpret(200, nulls).unwrap(),
+            QueryOutcome::NoValues
+        );
+        assert_eq!(
+            provider().interpret(200, "[]").unwrap(),
+            QueryOutcome::NoValues
+        );
     }
 
     #[test]

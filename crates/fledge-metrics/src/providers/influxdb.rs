@@ -101,7 +101,9 @@ impl InfluxDbProvider {
             .await?;
         if answer.status != 200 {
             let message = json_message(&answer.body, |json| {
-                json.get("message").and_then(Value::as_str).map(str::to_owned)
+                json.get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
             });
             return Err(if answer.status == 401 || answer.status == 403 {
                 self.api

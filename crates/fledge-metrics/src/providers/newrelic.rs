@@ -50,7 +50,10 @@ impl NewRelicProvider {
         let Credentials::Keys(keys) = &settings.credentials else {
             return Err(missing(ACCOUNT_ID));
         };
-        let account = keys.get(ACCOUNT_ID).ok_or_else(|| missing(ACCOUNT_ID))?.trim();
+        let account = keys
+            .get(ACCOUNT_ID)
+            .ok_or_else(|| missing(ACCOUNT_ID))?
+            .trim();
         let query_key = keys.get(QUERY_KEY).ok_or_else(|| missing(QUERY_KEY))?;
         let address = if settings.address.trim().is_empty() {
             DEFAULT_ADDRESS
@@ -109,8 +112,10 @@ impl NewRelicProvider {
     }
 
     fn interpret(&self, body: &str) -> Result<QueryOutcome> {
-        let json: Value = serde_json::from_str(body)
-            .map_err(|err| self.api.malformed(&format!("not a query answer ({err})"), body))?;
+        let json: Value = serde_json::from_str(body).map_err(|err| {
+            self.api
+                .malformed(&format!("not a query answer ({err})"), body)
+        })?;
         let Some(results) = json.get("results").and_then(Value::as_array) else {
             return Err(self.api.malformed("no results", body));
         };
@@ -174,9 +179,12 @@ mod tests {
     use crate::settings::SecretKeys;
 
     fn provider() -> NewRelicProvider {
-        NewRelicProvider::new(ProviderSettings::new("").with_credentials(Credentials::Keys(
-            SecretKeys::new([(ACCOUNT_ID, "51312"), (QUERY_KEY, "q")]),
-        )))
+        NewRelicProvider::new(
+            ProviderSettings::new("").with_credentials(Credentials::Keys(SecretKeys::new([
+                (ACCOUNT_ID, "51312"),
+                (QUERY_KEY, "q"),
+            ]))),
+        )
         .unwrap()
     }
 
@@ -191,14 +199,27 @@ mod tests {
     #[test]
     fn one_result_holding_one_number_is_the_value() {
         let p = provider();
-        assert_eq!(p.interpret(r#"{"results":[{"result":1.5}]}"#).unwrap(), QueryOutcome::Value(1.5));
-        assert_eq!(p.interpret(r#"{"results":[{"count":12}]}"#).unwrap(), QueryOutcome::Value(12.0));
         assert_eq!(
-            p.interpret(r#"{"results":[{"percentiles":{"95":0.25}}]}"#).unwrap(),
+            p.interpret(r#"{"results":[{"result":1.5}]}"#).unwrap(),
+            QueryOutcome::Value(1.5)
+        );
+        assert_eq!(
+            p.interpret(r#"{"results":[{"count":12}]}"#).unwrap(),
+            QueryOutcome::Value(12.0)
+        );
+        assert_eq!(
+            p.interpret(r#"{"results":[{"percentiles":{"95":0.25}}]}"#)
+                .unwrap(),
             QueryOutcome::Value(0.25)
         );
-        assert_eq!(p.interpret(r#"{"results":[{"result":null}]}"#).unwrap(), QueryOutcome::NoValues);
-        assert_eq!(p.interpret(r#"{"results":[]}"#).unwrap(), QueryOutcome::NoValues);
+        assert_eq!(
+            p.interpret(r#"{"results":[{"result":null}]}"#).unwrap(),
+            QueryOutcome::NoValues
+        );
+        assert_eq!(
+            p.interpret(r#"{"results":[]}"#).unwrap(),
+            QueryOutcome::NoValues
+        );
         assert!(p.interpret(r#"{"results":[{"min":1,"max":2}]}"#).is_err());
     }
 }
