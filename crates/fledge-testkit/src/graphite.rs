@@ -192,6 +192,7 @@ impl LocalGraphiteBuilder {
     /// graphite-web's `local_settings.py`: storage in `dir`, carbon's cache query port.
     fn local_settings(&self, dir: &Path, query_port: u16) -> String {
         let path = |sub: &str| format!("{:?}", dir.join(sub).display().to_string());
+        let conf = format!("{:?}", dir.display().to_string());
         let mut settings = format!(
             "SECRET_KEY = 'fledge-testkit'\n\
              DEBUG = False\n\
@@ -206,7 +207,7 @@ impl LocalGraphiteBuilder {
             whisper = path("storage/whisper"),
             index = path("storage/index"),
             log = path("log"),
-            conf = format!("{:?}", dir.display().to_string()),
+            conf = conf,
             db = path("storage/graphite.db"),
         );
         if self.basic_auth.is_some() {
@@ -465,6 +466,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
 mod tests {
     use super::*;
 

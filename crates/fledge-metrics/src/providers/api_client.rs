@@ -64,30 +64,44 @@ impl std::fmt::Debug for ApiClient {
 }
 
 impl ApiClient {
-    /// A client of `provider` at `address` (an absolute http(s) URL; a path prefix is
-    /// kept), sending the template's headers with `auth_headers` over them.
+    /// A client of `provider` at the settings' address, else `default_address` (an
+    /// absolute http(s) URL; a path prefix is kept), sending the template's headers with
+    /// `auth_headers` over them.
     ///
     /// # Errors
     /// [`Error::InvalidAddress`], [`Error::InvalidHeader`], [`Error::Client`].
     pub fn new(
         provider: &'static str,
-        settings: &ProviderSettings,
-        address: &str,
+        settings: ProviderSettings,
+        default_address: Option<&str>,
         auth_headers: &[(&'static str, String)],
     ) -> Result<Self> {
-        let shown = redact_url(address);
+        let ProviderSettings {
+            address,
+            headers: configured_headers,
+            credentials,
+            insecure_skip_verify,
+            timeout,
+            retry,
+            ..
+        } = settings;
+        let address = match default_address {
+            Some(default) if address.trim().is_empty() => default.to_owned(),
+            _ => address,
+        };
+        let shown = redact_url(&address);
         let invalid = || Error::InvalidAddress {
             provider: provider.into(),
             address: shown.clone(),
         };
-        let mut base = Url::parse(address).map_err(|_| invalid())?;
+        let mut base = Url::parse(&address).map_err(|_| invalid())?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(invalid());
         }
         base.set_query(None);
         base.set_fragment(None);
         let mut headers = HeaderMap::new();
-        for (name, values) in &settings.headers {
+        for (name, values) in &configured_headers {
             let bad = || Error::InvalidHeader { name: name.clone() };
             let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
             for value in values {
@@ -106,10 +120,10 @@ impl ApiClient {
             value_header.set_sensitive(true);
             headers.insert(HeaderName::from_static(name), value_header);
         }
-        let basic_auth = match &settings.credentials {
+        let basic_auth = match credentials {
             Credentials::Basic { username, password } => {
                 secrets.push(password.clone());
-                Some((username.clone(), password.clone()))
+                Some((username, password))
             }
             Credentials::Bearer { token } => {
                 secrets.push(token.clone());
@@ -121,6 +135,7 @@ impl ApiClient {
                     })?;
                 value.set_sensitive(true);
                 headers.insert(reqwest::header::AUTHORIZATION, value);
+                secrets.push(token);
                 None
             }
             Credentials::Keys(keys) => {
@@ -134,9 +149,9 @@ impl ApiClient {
         secrets.retain(|secret| secret.len() >= 4);
         secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
         let client = Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .danger_accept_invalid_certs(settings.insecure_skip_verify)
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .danger_accept_invalid_certs(insecure_skip_verify)
             .redirect(same_origin_redirects())
             .build()
             .map_err(|source| Error::Client {
@@ -150,10 +165,10 @@ impl ApiClient {
             address: shown,
             headers,
             basic_auth,
-            timeout: settings.timeout,
-            retry: settings.retry,
+            timeout,
+            retry,
             secrets,
-            configured: address.to_owned(),
+            configured: address,
         })
     }
 
@@ -287,8 +302,13 @@ impl ApiClient {
     }
 }
 
-/// The API's message in a JSON error body: `field` when it is a string, the strings of
-/// an array field joined, else the body as it is.
+/// The API's message: what `read` finds in the JSON error body, else the body as it is.
+#[cfg(any(
+    feature = "datadog",
+    feature = "newrelic",
+    feature = "dynatrace",
+    feature = "influxdb"
+))]
 pub(crate) fn json_message(
     body: &str,
     read: impl Fn(&serde_json::Value) -> Option<String>,
@@ -302,17 +322,13 @@ pub(crate) fn json_message(
 }
 
 /// `url` with `pairs` appended to its query string.
+#[cfg(any(feature = "datadog", feature = "newrelic", feature = "dynatrace"))]
 pub(crate) fn with_query<K: AsRef<str>, V: AsRef<str>>(
     mut url: Url,
     pairs: impl IntoIterator<Item = (K, V)>,
 ) -> Url {
     url.query_pairs_mut().extend_pairs(pairs);
     url
-}
-
-/// Every run of whitespace as one space, as Flagger sends Prometheus and Graphite queries.
-pub(crate) fn collapse_whitespace(query: &str) -> String {
-    query.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -330,8 +346,8 @@ mod tests {
             ])));
         let client = ApiClient::new(
             "datadog",
-            &settings,
-            &settings.address,
+            settings,
+            None,
             &[("dd-api-key", "k3y-value".into())],
         )
         .unwrap();

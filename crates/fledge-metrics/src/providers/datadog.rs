@@ -69,23 +69,14 @@ impl DatadogProvider {
         let application_key = keys
             .get(APPLICATION_KEY)
             .ok_or_else(|| missing(APPLICATION_KEY))?;
-        let address = if settings.address.trim().is_empty() {
-            DEFAULT_ADDRESS
-        } else {
-            settings.address.as_str()
-        };
-        let api = ApiClient::new(
-            "datadog",
-            &settings,
-            address,
-            &[
-                ("dd-api-key", api_key.to_owned()),
-                ("dd-application-key", application_key.to_owned()),
-            ],
-        )?;
+        let auth = [
+            ("dd-api-key", api_key.to_owned()),
+            ("dd-application-key", application_key.to_owned()),
+        ];
+        let window_secs = settings.metric_interval.as_secs() * u64::from(WINDOW_INTERVALS);
         Ok(Self {
-            api,
-            window_secs: settings.metric_interval.as_secs() * u64::from(WINDOW_INTERVALS),
+            api: ApiClient::new("datadog", settings, Some(DEFAULT_ADDRESS), &auth)?,
+            window_secs,
         })
     }
 

@@ -10,6 +10,8 @@
 //!
 //! API reference: <https://docs.dynatrace.com/docs/dynatrace-api/environment-api/metric-v2/get-data-points>.
 
+use std::fmt::Write as _;
+
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
@@ -69,16 +71,14 @@ impl DynatraceProvider {
         let Credentials::Keys(keys) = &settings.credentials else {
             return Err(missing());
         };
-        let token = keys.get(TOKEN).ok_or_else(missing)?;
-        let api = ApiClient::new(
-            "dynatrace",
-            &settings,
-            &settings.address,
-            &[("authorization", format!("Api-Token {token}"))],
-        )?;
+        let auth = [(
+            "authorization",
+            format!("Api-Token {}", keys.get(TOKEN).ok_or_else(missing)?),
+        )];
+        let window_millis = settings.metric_interval.as_millis() * u128::from(WINDOW_INTERVALS);
         Ok(Self {
-            api,
-            window_millis: settings.metric_interval.as_millis() * u128::from(WINDOW_INTERVALS),
+            api: ApiClient::new("dynatrace", settings, None, &auth)?,
+            window_millis,
         })
     }
 
@@ -125,8 +125,12 @@ fn error_field(json: &Value) -> Option<String> {
             .and_then(Value::as_str)
             .unwrap_or_default();
         match violation.get("path").and_then(Value::as_str) {
-            Some(path) => message.push_str(&format!("; {path}: {text}")),
-            None => message.push_str(&format!("; {text}")),
+            Some(path) => {
+                let _ = write!(message, "; {path}: {text}");
+            }
+            None => {
+                let _ = write!(message, "; {text}");
+            }
         }
     }
     Some(message)

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::api_client::{ApiClient, collapse_whitespace};
+use super::api_client::ApiClient;
 use crate::{Error, MetricProvider, ProviderSettings, QueryOutcome, Result};
 
 /// The query [`MetricProvider::is_online`] runs: any answer but an error means online
@@ -42,7 +42,7 @@ impl GraphiteProvider {
             });
         }
         Ok(Self {
-            api: ApiClient::new("graphite", &settings, &settings.address, &[])?,
+            api: ApiClient::new("graphite", settings, None, &[])?,
         })
     }
 
@@ -111,6 +111,11 @@ impl MetricProvider for GraphiteProvider {
     async fn is_online(&self) -> Result<bool> {
         self.query(ONLINE_QUERY).await.map(|_| true)
     }
+}
+
+/// Every run of whitespace as one space, as Flagger sends Graphite queries.
+fn collapse_whitespace(query: &str) -> String {
+    query.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// graphite-web's error text: a 400's plain text, or for a 500 the last line of the

@@ -60,17 +60,20 @@ impl InfluxDbProvider {
             });
         }
         let (token, org) = match &settings.credentials {
-            Credentials::Keys(keys) => (keys.get(TOKEN), keys.get(ORG)),
+            Credentials::Keys(keys) => (
+                keys.get(TOKEN).map(str::to_owned),
+                keys.get(ORG).map(str::to_owned),
+            ),
             _ => (None, None),
         };
         let auth: Vec<(&'static str, String)> = token
             .map(|token| ("authorization", format!("Token {token}")))
             .into_iter()
             .collect();
-        let api = ApiClient::new("influxdb", &settings, &settings.address, &auth)?;
+        let api = ApiClient::new("influxdb", settings, None, &auth)?;
         let mut query_url = api.url("/api/v2/query");
         if let Some(org) = org {
-            query_url.query_pairs_mut().append_pair("org", org);
+            query_url.query_pairs_mut().append_pair("org", &org);
         }
         Ok(Self { api, query_url })
     }

@@ -53,19 +53,16 @@ impl NewRelicProvider {
         let account = keys
             .get(ACCOUNT_ID)
             .ok_or_else(|| missing(ACCOUNT_ID))?
-            .trim();
-        let query_key = keys.get(QUERY_KEY).ok_or_else(|| missing(QUERY_KEY))?;
-        let address = if settings.address.trim().is_empty() {
-            DEFAULT_ADDRESS
-        } else {
-            settings.address.as_str()
-        };
-        let api = ApiClient::new(
-            "newrelic",
-            &settings,
-            address,
-            &[("x-query-key", query_key.to_owned())],
-        )?;
+            .trim()
+            .to_owned();
+        let auth = [(
+            "x-query-key",
+            keys.get(QUERY_KEY)
+                .ok_or_else(|| missing(QUERY_KEY))?
+                .to_owned(),
+        )];
+        let since_secs = settings.metric_interval.as_secs();
+        let api = ApiClient::new("newrelic", settings, Some(DEFAULT_ADDRESS), &auth)?;
         let mut query_url = api.url("/v1/accounts");
         query_url
             .path_segments_mut()
@@ -73,12 +70,12 @@ impl NewRelicProvider {
                 provider: "newrelic".into(),
                 address: api.address().to_owned(),
             })?
-            .push(account)
+            .push(&account)
             .push("query");
         Ok(Self {
             api,
             query_url,
-            since_secs: settings.metric_interval.as_secs(),
+            since_secs,
         })
     }
 
