@@ -104,7 +104,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Adds a warning to each valid MetricTemplate whose provider type this build of Fledge does
-/// not query: every check using it would fail, and a failing check rolls the canary back.
+/// not query, or that lacks the address its provider type needs: every check using it
+/// would fail, and a failing check rolls the canary back.
 pub fn warn_about_provider_types(text: &str, reports: &mut [DocumentReport]) {
     let Ok(documents) = fledge_api::yaml::documents(text) else {
         return;
@@ -121,18 +122,42 @@ pub fn warn_about_provider_types(text: &str, reports: &mut [DocumentReport]) {
             continue;
         };
         let name = provider_type_name(kind);
-        let message = match provider_support(kind) {
+        let no_address = documents
+            .get(report.index)
+            .and_then(|document| document.pointer("/spec/provider/address"))
+            .and_then(serde_json::Value::as_str)
+            .is_none_or(|address| address.trim().is_empty());
+        let (path, message) = match provider_support(kind) {
+            // Graphite's missing address is already a problem (fledge-api's rules).
+            ProviderSupport::Supported
+                if no_address
+                    && matches!(
+                        kind,
+                        MetricProviderType::Dynatrace | MetricProviderType::Influxdb
+                    ) =>
+            {
+                (
+                    "spec.provider.address",
+                    format!(
+                        "required for provider type `{name}`, which has no default address: every check using this template fails until it names the server"
+                    ),
+                )
+            }
             ProviderSupport::Supported => continue,
-            ProviderSupport::NotCompiled { feature } => format!(
-                "provider type `{name}` is not compiled into this build of Fledge (cargo feature `{feature}` of fledge-metrics): every check using this template fails, which rolls the canary back"
+            ProviderSupport::NotCompiled { feature } => (
+                "spec.provider.type",
+                format!(
+                    "provider type `{name}` is not compiled into this build of Fledge (cargo feature `{feature}` of fledge-metrics): every check using this template fails, which rolls the canary back"
+                ),
             ),
-            ProviderSupport::NotImplemented => format!(
-                "provider type `{name}` is not supported by Fledge yet: every check using this template fails, which rolls the canary back; use a provider Fledge queries (prometheus, graphite, datadog, newrelic, dynatrace, influxdb)"
+            ProviderSupport::NotImplemented => (
+                "spec.provider.type",
+                format!(
+                    "provider type `{name}` is not supported by Fledge yet: every check using this template fails, which rolls the canary back; use a provider Fledge queries (prometheus, graphite, datadog, newrelic, dynatrace, influxdb)"
+                ),
             ),
         };
-        report
-            .warnings
-            .push(Problem::new("spec.provider.type", message));
+        report.warnings.push(Problem::new(path, message));
     }
 }
 
@@ -180,6 +205,7 @@ mod tests {
             template("cloudwatch", "https://monitoring.eu-west-1.amazonaws.com"),
             template("datadog", "https://api.datadoghq.com"),
             template("graphite", "http://graphite"),
+            template("influxdb", "''"),
         ]
         .join("---\n");
         let mut reports = validate_yaml(&text).unwrap();
@@ -194,5 +220,9 @@ mod tests {
         );
         assert!(reports[1].warnings.is_empty(), "{:?}", reports[1].warnings);
         assert!(reports[2].warnings.is_empty(), "{:?}", reports[2].warnings);
+        assert_eq!(
+            reports[3].warnings[0].to_string(),
+            "spec.provider.address: required for provider type `influxdb`, which has no default address: every check using this template fails until it names the server"
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! | `dynatrace` | [`dynatrace`] | `GET /api/v2/metrics/query`, `Api-Token`                |
 //! | `influxdb`  | [`influxdb`]  | Flux over `POST /api/v2/query`, annotated CSV answer    |
 //!
-//! They share [`api_client`]: the provider's headers, `insecureSkipVerify`, the timeout,
+//! They share one HTTP layer (`api_client.rs`): the provider's headers, `insecureSkipVerify`, the timeout,
 //! same-origin redirects, answers read up to [`MAX_RESPONSE_BYTES`](crate::MAX_RESPONSE_BYTES),
 //! HTTP 429 retried with backoff, and errors naming the provider, the status and the API's
 //! message with every credential scrubbed.
