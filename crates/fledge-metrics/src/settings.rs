@@ -384,6 +384,67 @@ mod tests {
     }
 
     #[test]
+    fn each_provider_type_reads_its_own_secret_keys() {
+        let mut provider = provider_with_secret();
+        provider.type_ = MetricProviderType::Datadog;
+        let data = secret(&[("datadog_api_key", "a1"), ("token", "ignored")]);
+        let err =
+            ProviderSettings::from_template_provider(&provider, Some(&data), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "datadog credentials do not contain a datadog_application_key"
+        );
+        let data = secret(&[
+            ("datadog_api_key", "a1"),
+            ("datadog_application_key", "b2"),
+            ("unrelated", "x"),
+        ]);
+        let settings =
+            ProviderSettings::from_template_provider(&provider, Some(&data), None).unwrap();
+        assert_eq!(
+            settings.credentials,
+            Credentials::Keys(SecretKeys::new([
+                ("datadog_api_key", "a1"),
+                ("datadog_application_key", "b2")
+            ]))
+        );
+        assert_eq!(
+            format!("{:?}", settings.credentials),
+            r#"Keys({"datadog_api_key": "<redacted>", "datadog_application_key": "<redacted>"})"#
+        );
+
+        // Graphite reads basic auth only: a token is no substitute.
+        provider.type_ = MetricProviderType::Graphite;
+        let err = ProviderSettings::from_template_provider(
+            &provider,
+            Some(&secret(&[("token", "t")])),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "graphite credentials do not contain a username"
+        );
+    }
+
+    #[test]
+    fn only_prometheus_templates_fall_back_to_the_metrics_server() {
+        let mut provider = provider_with_secret();
+        provider.address = None;
+        provider.secret_ref = None;
+        provider.type_ = MetricProviderType::Datadog;
+        let settings = ProviderSettings::from_template_provider(
+            &provider,
+            None,
+            Some("http://prometheus:9090"),
+        )
+        .unwrap();
+        assert_eq!(settings.address, "", "the provider chooses its own default");
+        assert_eq!(settings.metric_interval, DEFAULT_METRIC_INTERVAL_DURATION);
+        assert_eq!(settings.retry, RetryPolicy::default());
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let creds = Credentials::Basic {
             username: "admin".into(),

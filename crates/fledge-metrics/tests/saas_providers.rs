@@ -218,6 +218,40 @@ mod datadog {
     }
 
     #[tokio::test]
+    async fn datadog_over_tls_needs_insecure_skip_verify_for_a_self_signed_certificate() {
+        let server =
+            ApiServer::start_tls(|_| Reply::json(200, fixture("datadog", "value.json"))).await;
+        let secret = SECRET.map(|(key, value)| (key.to_owned(), value.as_bytes().to_vec()));
+        let secret = BTreeMap::from(secret);
+        let text = fixture("metric-templates", TEMPLATE);
+        let mut template: MetricTemplate = serde_yaml::from_str(&text).unwrap();
+        template.spec.provider.address = Some(server.url().to_owned());
+        let query = render_query(&template.spec.query, &podinfo()).unwrap();
+        let mut provider = |insecure: bool| {
+            template.spec.provider.insecure_skip_verify = insecure;
+            let settings = ProviderSettings::from_template_provider(
+                &template.spec.provider,
+                Some(&secret),
+                None,
+            )
+            .unwrap();
+            provider_for(template.spec.provider.type_, settings).unwrap()
+        };
+        let err = provider(false).query(&query).await.unwrap_err();
+        assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains("certificate"), "{err}");
+        assert_eq!(
+            provider(true).query(&query).await.unwrap(),
+            QueryOutcome::Value(99.25)
+        );
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "the refused handshake sent nothing"
+        );
+    }
+
+    #[tokio::test]
     async fn datadog_is_online_validates_the_keys() {
         let server =
             ApiServer::start(|_| Reply::json(200, fixture("datadog", "validate.json"))).await;
@@ -434,6 +468,37 @@ mod dynatrace {
             "{err:?}"
         );
         assert_eq!(server.requests().len(), 2 + 3);
+    }
+
+    #[tokio::test]
+    async fn dynatrace_a_silent_api_times_out_after_the_configured_timeout() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let settings = ProviderSettings::new(&address)
+            .with_credentials(fledge_metrics::Credentials::Keys(
+                fledge_metrics::SecretKeys::new(SECRET),
+            ))
+            .with_timeout(Duration::from_millis(300));
+        let provider = fledge_metrics::DynatraceProvider::new(settings).unwrap();
+        let started = std::time::Instant::now();
+        let err = provider.query("builtin:host.cpu.usage").await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("query to {address} timed out after 300ms")
+        );
+        silent.abort();
     }
 
     #[tokio::test]

@@ -99,8 +99,22 @@ impl Drop for ApiServer {
 impl ApiServer {
     /// Serves on a free loopback port, answering each request with `handler`.
     pub async fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        Self::serve(handler, None).await
+    }
+
+    /// The same over HTTPS with the self-signed certificate of `tests/fixtures/tls/`
+    /// (for 127.0.0.1), which only a client with `insecureSkipVerify` accepts.
+    pub async fn start_tls(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        Self::serve(handler, Some(tls_acceptor())).await
+    }
+
+    async fn serve(
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let recorded = Arc::clone(&requests);
@@ -111,26 +125,16 @@ impl ApiServer {
                 };
                 let handler = Arc::clone(&handler);
                 let recorded = Arc::clone(&recorded);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                        let handler = Arc::clone(&handler);
-                        let recorded = Arc::clone(&recorded);
-                        async move {
-                            let request = record(request).await;
-                            let reply = handler(&request);
-                            recorded.lock().unwrap().push(request);
-                            let mut response = Response::builder().status(reply.status);
-                            for (name, value) in &reply.headers {
-                                response = response.header(*name, value);
+                    match tls {
+                        None => answer(stream, handler, recorded).await,
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                answer(stream, handler, recorded).await;
                             }
-                            Ok::<_, Infallible>(
-                                response.body(Full::new(Bytes::from(reply.body))).unwrap(),
-                            )
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    }
                 });
             }
         });
@@ -155,6 +159,50 @@ impl ApiServer {
     pub fn last(&self) -> Recorded {
         self.requests().last().cloned().expect("a request")
     }
+}
+
+/// Serves one connection: each request recorded, then answered by the handler.
+async fn answer<S>(stream: S, handler: Arc<Handler>, recorded: Arc<Mutex<Vec<Recorded>>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+        let handler = Arc::clone(&handler);
+        let recorded = Arc::clone(&recorded);
+        async move {
+            let request = record(request).await;
+            let reply = handler(&request);
+            recorded.lock().unwrap().push(request);
+            let mut response = Response::builder().status(reply.status);
+            for (name, value) in &reply.headers {
+                response = response.header(*name, value);
+            }
+            Ok::<_, Infallible>(response.body(Full::new(Bytes::from(reply.body))).unwrap())
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let certs = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 async fn record(request: Request<hyper::body::Incoming>) -> Recorded {
