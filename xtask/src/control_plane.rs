@@ -33,6 +33,8 @@ const BUILD_PACKAGES: [&str; 6] = [
 /// Load generators the tests and `cargo xtask bench loadtester` compare the built-in hey
 /// with: (program, Debian package).
 pub(crate) const LOAD_TOOLS: [(&str, &str); 2] = [("hey", "hey"), ("wrk", "wrk")];
+/// Debian's Graphite: carbon-cache and graphite-web (Django), for fledge-testkit's LocalGraphite.
+pub const GRAPHITE_PACKAGES: [&str; 2] = ["graphite-carbon", "graphite-web"];
 /// Vendored libraries replaced by Debian's newer sources before building.
 const VENDOR_SWAPS: [&str; 2] = [
     "github.com/modern-go/reflect2",
@@ -117,6 +119,14 @@ pub fn ensure() -> Result<Binaries> {
         eprintln!(
             "warning: {e:#}
 warning: the Helm chart's test cannot build its renderer"
+        );
+    }
+    // Graphite (carbon-cache + graphite-web), which fledge-testkit's LocalGraphite runs for
+    // fledge-metrics' Graphite tests; without them only those tests fail.
+    if let Err(e) = ensure_packages(&GRAPHITE_PACKAGES) {
+        eprintln!(
+            "warning: {e:#}
+warning: the Graphite provider's tests cannot start graphite"
         );
     }
     println!("control plane binaries:");

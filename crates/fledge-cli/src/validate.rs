@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use fledge_api::validation::{DocumentReport, Verdict, validate_yaml};
+use fledge_api::MetricProviderType;
+use fledge_api::validation::{DocumentReport, Problem, Verdict, validate_yaml};
+use fledge_metrics::{ProviderSupport, provider_support, provider_type_name};
 use serde::Serialize;
 
 /// Arguments of `fledge validate`.
@@ -65,7 +67,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         } else {
             path.display().to_string()
         };
-        let reports = validate_yaml(&text).with_context(|| format!("{name} is not YAML"))?;
+        let mut reports = validate_yaml(&text).with_context(|| format!("{name} is not YAML"))?;
+        warn_about_provider_types(&text, &mut reports);
         all.push((name, reports));
     }
     let invalid = all
@@ -100,6 +103,64 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Adds a warning to each valid MetricTemplate whose provider type this build of Fledge does
+/// not query, or that lacks the address its provider type needs: every check using it
+/// would fail, and a failing check rolls the canary back.
+pub fn warn_about_provider_types(text: &str, reports: &mut [DocumentReport]) {
+    let Ok(documents) = fledge_api::yaml::documents(text) else {
+        return;
+    };
+    for report in reports.iter_mut() {
+        if report.kind.as_deref() != Some("MetricTemplate") || report.verdict != Verdict::Valid {
+            continue;
+        }
+        let kind = documents
+            .get(report.index)
+            .and_then(|document| document.pointer("/spec/provider/type"))
+            .and_then(|value| serde_json::from_value::<MetricProviderType>(value.clone()).ok());
+        let Some(kind) = kind else {
+            continue;
+        };
+        let name = provider_type_name(kind);
+        let no_address = documents
+            .get(report.index)
+            .and_then(|document| document.pointer("/spec/provider/address"))
+            .and_then(serde_json::Value::as_str)
+            .is_none_or(|address| address.trim().is_empty());
+        let (path, message) = match provider_support(kind) {
+            // Graphite's missing address is already a problem (fledge-api's rules).
+            ProviderSupport::Supported
+                if no_address
+                    && matches!(
+                        kind,
+                        MetricProviderType::Dynatrace | MetricProviderType::Influxdb
+                    ) =>
+            {
+                (
+                    "spec.provider.address",
+                    format!(
+                        "required for provider type `{name}`, which has no default address: every check using this template fails until it names the server"
+                    ),
+                )
+            }
+            ProviderSupport::Supported => continue,
+            ProviderSupport::NotCompiled { feature } => (
+                "spec.provider.type",
+                format!(
+                    "provider type `{name}` is not compiled into this build of Fledge (cargo feature `{feature}` of fledge-metrics): every check using this template fails, which rolls the canary back"
+                ),
+            ),
+            ProviderSupport::NotImplemented => (
+                "spec.provider.type",
+                format!(
+                    "provider type `{name}` is not supported by Fledge yet: every check using this template fails, which rolls the canary back; use a provider Fledge queries (prometheus, graphite, datadog, newrelic, dynatrace, influxdb)"
+                ),
+            ),
+        };
+        report.warnings.push(Problem::new(path, message));
+    }
+}
+
 /// The text form of one document's verdict.
 fn render(file: &str, report: &DocumentReport, strict: bool) -> String {
     let what = match (&report.kind, &report.name) {
@@ -125,4 +186,43 @@ fn render(file: &str, report: &DocumentReport, strict: bool) -> String {
         let _ = writeln!(out, "  note: {note}");
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may unwrap (house rule).
+mod tests {
+    use super::*;
+
+    fn template(kind: &str, address: &str) -> String {
+        format!(
+            "apiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata:\n  name: {kind}\nspec:\n  provider:\n    type: {kind}\n    address: {address}\n    region: eu-west-1\n  query: q\n"
+        )
+    }
+
+    #[test]
+    fn a_template_of_a_provider_type_not_queried_is_warned_about() {
+        let text = [
+            template("cloudwatch", "https://monitoring.eu-west-1.amazonaws.com"),
+            template("datadog", "https://api.datadoghq.com"),
+            template("graphite", "http://graphite"),
+            template("influxdb", "''"),
+        ]
+        .join("---\n");
+        let mut reports = validate_yaml(&text).unwrap();
+        warn_about_provider_types(&text, &mut reports);
+        assert!(reports.iter().all(DocumentReport::is_valid), "{reports:#?}");
+        let shown = render("t.yaml", &reports[0], false);
+        assert!(
+            shown.contains(
+                "WARN t.yaml #0 spec.provider.type: provider type `cloudwatch` is not supported by Fledge yet"
+            ),
+            "{shown}"
+        );
+        assert!(reports[1].warnings.is_empty(), "{:?}", reports[1].warnings);
+        assert!(reports[2].warnings.is_empty(), "{:?}", reports[2].warnings);
+        assert_eq!(
+            reports[3].warnings[0].to_string(),
+            "spec.provider.address: required for provider type `influxdb`, which has no default address: every check using this template fails until it names the server"
+        );
+    }
 }

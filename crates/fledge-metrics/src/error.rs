@@ -56,6 +56,47 @@ pub enum Error {
         /// Name of the referenced Secret.
         secret: String,
     },
+    /// The provider type has no default address and the template names none.
+    #[error("{provider} needs spec.provider.address: {hint}")]
+    AddressRequired {
+        /// Kind of provider.
+        provider: String,
+        /// What the address looks like.
+        hint: &'static str,
+    },
+    /// The provider type is implemented, but its cargo feature is off in this build.
+    #[error(
+        "metric provider type {provider:?} is not compiled into this build: enable fledge-metrics' cargo feature {feature:?}"
+    )]
+    ProviderNotCompiled {
+        /// The provider type as written in the MetricTemplate.
+        provider: String,
+        /// The cargo feature that brings it.
+        feature: &'static str,
+    },
+    /// A provider's API answered with an error (a rejected query, rejected keys, a server
+    /// error).
+    #[error("{provider} API error (status {status}): {message}")]
+    Api {
+        /// Kind of provider.
+        provider: String,
+        /// HTTP status code.
+        status: u16,
+        /// The API's own message (credentials scrubbed), with a hint where one helps.
+        message: String,
+    },
+    /// A provider's API kept answering HTTP 429 (too many requests).
+    #[error(
+        "{provider} API rate limit: status 429 on each of {attempts} attempts ({message}): query less often (fewer canaries or a longer analysis interval) or raise the API quota"
+    )]
+    RateLimited {
+        /// Kind of provider.
+        provider: String,
+        /// How many requests were sent.
+        attempts: u32,
+        /// The API's last message.
+        message: String,
+    },
     /// This provider type is not implemented (yet).
     #[error("metric provider type {provider:?} is not supported")]
     UnsupportedProvider {

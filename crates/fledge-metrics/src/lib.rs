@@ -8,6 +8,8 @@
 //!   bearer auth, custom headers, `insecureSkipVerify`, timeouts, answers read up to
 //!   [`MAX_RESPONSE_BYTES`] and redirects kept on the address' origin ([`bounded_http`],
 //!   which the operator's webhooks use too);
+//! - implements Graphite, Datadog, New Relic, Dynatrace and InfluxDB 2 ([`providers`], one
+//!   module and one cargo feature each, all on by default), chosen by [`provider_for`];
 //! - renders MetricTemplate queries exactly as Flagger does ([`render_query`] over a
 //!   [`MetricTemplateModel`]);
 //! - ships the builtin `request-success-rate` and `request-duration` queries for every
@@ -38,6 +40,7 @@ mod error;
 mod factory;
 mod prometheus;
 mod provider;
+pub mod providers;
 mod settings;
 mod template;
 #[cfg(feature = "testing")]
@@ -45,8 +48,21 @@ pub mod testing;
 
 pub use builtin::{BuiltinMetric, BuiltinQuery, RoutingProvider, metrics_provider_name};
 pub use error::{Error, Result};
-pub use factory::provider_for;
+pub use factory::{ProviderSupport, provider_for, provider_support, provider_type_name};
 pub use prometheus::{MAX_RESPONSE_BYTES, ONLINE_QUERY, PrometheusProvider};
 pub use provider::{MetricProvider, QueryOutcome};
-pub use settings::{Credentials, DEFAULT_TIMEOUT, ProviderSettings};
+#[cfg(feature = "datadog")]
+pub use providers::datadog::DatadogProvider;
+#[cfg(feature = "dynatrace")]
+pub use providers::dynatrace::DynatraceProvider;
+#[cfg(feature = "graphite")]
+pub use providers::graphite::GraphiteProvider;
+#[cfg(feature = "influxdb")]
+pub use providers::influxdb::InfluxDbProvider;
+#[cfg(feature = "newrelic")]
+pub use providers::newrelic::NewRelicProvider;
+pub use settings::{
+    Credentials, DEFAULT_METRIC_INTERVAL_DURATION, DEFAULT_TIMEOUT, ProviderSettings, RetryPolicy,
+    SECRET_KEYS, SecretKeys,
+};
 pub use template::{DEFAULT_METRIC_INTERVAL, MetricTemplateModel, render_query};

@@ -207,7 +207,7 @@ async fn a_skipper_canarys_cloned_ingress_is_deleted_on_revert_under_the_shipped
     let (stop, operator) = stage.run_operator(&["-mesh-provider=skipper"]);
     stage
         .canaries
-        .delete("podinfo", &Default::default())
+        .delete("podinfo", &kube::api::DeleteParams::default())
         .await
         .expect("the Canary is deleted");
     wait_for_requests(&stage, "networking.k8s.io", "ingresses", &["delete"]).await;

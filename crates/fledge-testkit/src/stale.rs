@@ -39,7 +39,14 @@ pub fn sweep() {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with(CLUSTER_DIR_PREFIX) || name.starts_with(PROMETHEUS_DIR_PREFIX)) {
+        if ![
+            CLUSTER_DIR_PREFIX,
+            PROMETHEUS_DIR_PREFIX,
+            crate::graphite::GRAPHITE_DIR_PREFIX,
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        {
             continue;
         }
         let dir = entry.path();

@@ -112,7 +112,8 @@ impl PrometheusProvider {
                 .body(form)
         };
         let request = match &self.credentials {
-            Credentials::None => request,
+            // Provider-specific keys mean nothing to Prometheus.
+            Credentials::None | Credentials::Keys(_) => request,
             Credentials::Basic { username, password } => {
                 request.basic_auth(username, Some(password))
             }

@@ -13,8 +13,9 @@ use fledge_api::Canary;
 use fledge_api::canary::CanaryMetric;
 use fledge_engine::MetricResult;
 use fledge_metrics::{
-    BuiltinMetric, MetricProvider, MetricTemplateModel, PrometheusProvider, ProviderSettings,
-    QueryOutcome, RoutingProvider, provider_for, render_query,
+    BuiltinMetric, DEFAULT_METRIC_INTERVAL_DURATION, MetricProvider, MetricTemplateModel,
+    PrometheusProvider, ProviderSettings, QueryOutcome, RoutingProvider, provider_for,
+    render_query,
 };
 
 use crate::controller::Context;
@@ -79,7 +80,9 @@ fn metrics_server<'a>(ctx: &'a Context, canary: &'a Canary) -> &'a str {
         .unwrap_or(&ctx.metrics_server)
 }
 
-/// The server a MetricTemplate without an address queries. A template that carries
+/// The server a Prometheus MetricTemplate without an address queries (other provider types
+/// never query it: they use their API's public address or need one, see
+/// `ProviderSettings::from_template_provider`). A template that carries
 /// credentials (a `secretRef`, or headers, which hold API keys) uses `-metrics-server`
 /// only: the Canary's `spec.metricsServer` is chosen by whoever writes the Canary, who
 /// must not be able to send the template's Secret to an address of their choosing. Other
@@ -148,7 +151,12 @@ async fn query(
                 &template.spec.provider,
             )),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        // Datadog, New Relic and Dynatrace query a window derived from the interval.
+        .with_metric_interval(metric.interval.as_ref().map_or(
+            DEFAULT_METRIC_INTERVAL_DURATION,
+            fledge_api::GoDuration::as_duration,
+        ));
         let provider =
             provider_for(template.spec.provider.type_, settings).map_err(|e| e.to_string())?;
         let query = render_query(&template.spec.query, &model).map_err(|e| e.to_string())?;
