@@ -69,6 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         };
         let mut reports = validate_yaml(&text).with_context(|| format!("{name} is not YAML"))?;
         warn_about_provider_types(&text, &mut reports);
+        refuse_unrouted_providers(&text, &mut reports);
         all.push((name, reports));
     }
     let invalid = all
@@ -161,6 +162,29 @@ pub fn warn_about_provider_types(text: &str, reports: &mut [DocumentReport]) {
     }
 }
 
+/// Marks invalid each Canary whose `spec.provider` is a Flagger provider Fledge does not route
+/// yet (`kuma`, `appmesh`, `knative`): the operator refuses it with the same words, so
+/// `fledge validate` and the operator agree on what runs.
+pub fn refuse_unrouted_providers(text: &str, reports: &mut [DocumentReport]) {
+    let Ok(documents) = fledge_api::yaml::documents(text) else {
+        return;
+    };
+    for report in reports.iter_mut() {
+        if report.kind.as_deref() != Some("Canary") {
+            continue;
+        }
+        let provider = documents
+            .get(report.index)
+            .and_then(|document| document.pointer("/spec/provider"))
+            .and_then(serde_json::Value::as_str)
+            .filter(|provider| fledge_api::validation::UNROUTED_PROVIDERS.contains(provider));
+        if let Some(problem) = provider.and_then(fledge_api::validation::provider_problem) {
+            report.problems.push(Problem::new("spec.provider", problem));
+            report.verdict = Verdict::Invalid;
+        }
+    }
+}
+
 /// The text form of one document's verdict.
 fn render(file: &str, report: &DocumentReport, strict: bool) -> String {
     let what = match (&report.kind, &report.name) {
@@ -224,5 +248,32 @@ mod tests {
             reports[3].warnings[0].to_string(),
             "spec.provider.address: required for provider type `influxdb`, which has no default address: every check using this template fails until it names the server"
         );
+    }
+
+    #[test]
+    fn a_canary_on_a_provider_fledge_does_not_route_is_invalid() {
+        let canary = |provider: &str| {
+            format!(
+                "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {{ name: podinfo }}\n\
+                 spec:\n  provider: {provider}\n  \
+                 targetRef: {{ apiVersion: apps/v1, kind: Deployment, name: podinfo }}\n  \
+                 service: {{ port: 9898 }}\n  \
+                 analysis: {{ interval: 1m, threshold: 5, maxWeight: 50, stepWeight: 10 }}\n"
+            )
+        };
+        let text = [canary("kuma"), canary("contour")].join("---\n");
+        let mut reports = validate_yaml(&text).unwrap();
+        assert!(
+            reports.iter().all(DocumentReport::is_valid),
+            "both are valid Flagger manifests: {reports:#?}"
+        );
+        refuse_unrouted_providers(&text, &mut reports);
+        let shown = render("c.yaml", &reports[0], false);
+        assert!(
+            shown.contains("spec.provider: `kuma` is a Flagger provider Fledge does not route yet"),
+            "{shown}"
+        );
+        assert_eq!(reports[0].verdict, Verdict::Invalid);
+        assert!(reports[1].is_valid(), "{:#?}", reports[1]);
     }
 }

@@ -37,6 +37,55 @@ pub const PROVIDERS: [&str; 23] = [
     "knative",
 ];
 
+/// Flagger providers Fledge has no router for yet. A Canary naming one is a valid Flagger
+/// manifest (the rules here accept it) that Fledge cannot run: `fledge validate` and the
+/// operator refuse it with [`provider_problem`]'s words.
+pub const UNROUTED_PROVIDERS: [&str; 4] = ["kuma", "appmesh", "appmesh:v1beta2", "knative"];
+
+/// What keeps Fledge from routing with `provider` (a non-empty `spec.provider`), or `None` when
+/// a router handles it. Names are read as Flagger reads them — `smi:<version>:<mesh>`,
+/// `gatewayapi:v1...` and `gloo...` by prefix — and exactly as `fledge_router::Provider::parse`
+/// reads them (a test of fledge-router holds the two together), except that a provider name
+/// Flagger does not know, which Flagger quietly routes with its Istio router, is an error here.
+pub fn provider_problem(provider: &str) -> Option<String> {
+    const SMI_FORMS: &str = "smi:v1alpha1:<mesh>, smi:v1alpha2:<mesh> or smi:v1alpha3:<mesh>";
+    if let Some(rest) = provider.strip_prefix("smi:") {
+        let version = rest.split(':').next().unwrap_or_default();
+        return (!matches!(version, "v1alpha1" | "v1alpha2" | "v1alpha3")).then(|| {
+            format!("unknown SMI version `{version}` in `{provider}`; write {SMI_FORMS}")
+        });
+    }
+    if let Some(rest) = provider.strip_prefix("gatewayapi:") {
+        return (!rest.starts_with("v1")).then(|| {
+            format!("unknown Gateway API version in `{provider}`; write gatewayapi:v1 or gatewayapi:v1beta1")
+        });
+    }
+    match provider {
+        // Flagger matches Gloo by prefix (`gloo`, `gloo:v1`...).
+        p if p.starts_with("gloo") => None,
+        "smi" => Some(format!(
+            "`smi` names no SMI version (Flagger would route it with its Istio router); write {SMI_FORMS}"
+        )),
+        "gatewayapi" => Some(
+            "`gatewayapi` names no Gateway API version (Flagger would route it with its Istio router); \
+             write gatewayapi:v1 or gatewayapi:v1beta1"
+                .to_owned(),
+        ),
+        p if UNROUTED_PROVIDERS.contains(&p) => Some(format!(
+            "`{p}` is a Flagger provider Fledge does not route yet; nothing would be routed. \
+             Keep this Canary on Flagger, or use one of the providers in docs/routers.md"
+        )),
+        p if PROVIDERS.contains(&p) => None,
+        p => {
+            let hint = closest(p, PROVIDERS.into_iter()).map_or_else(
+                || format!("; use one of: {}", PROVIDERS.join(", ")),
+                |known| format!("; did you mean `{known}`?"),
+            );
+            Some(format!("unknown provider `{p}`{hint}"))
+        }
+    }
+}
+
 /// The builtin metrics every provider answers without a MetricTemplate.
 pub const BUILTIN_METRICS: [&str; 2] = ["request-success-rate", "request-duration"];
 
@@ -138,15 +187,13 @@ fn check_spec(spec: &CanarySpec, path: &JsonPath, legacy: bool, rules: &mut Rule
     }
 
     let provider = spec.provider.as_deref().unwrap_or("");
-    if !provider.is_empty() && !PROVIDERS.contains(&provider) {
-        let hint = closest(provider, PROVIDERS.into_iter()).map_or_else(
-            || format!("; use one of: {}", PROVIDERS.join(", ")),
-            |p| format!("; did you mean `{p}`?"),
-        );
-        rules.problem(
-            &path.field("provider"),
-            format!("unknown provider `{provider}`{hint}"),
-        );
+    // A Flagger provider Fledge does not route yet is a valid Flagger manifest: `fledge
+    // validate` and the operator refuse it as something Fledge cannot run, not as a mistake.
+    if let Some(problem) = Some(provider)
+        .filter(|p| !p.is_empty() && !UNROUTED_PROVIDERS.contains(p))
+        .and_then(provider_problem)
+    {
+        rules.problem(&path.field("provider"), problem);
     }
     check_provider_refs(spec, provider, path, rules);
 

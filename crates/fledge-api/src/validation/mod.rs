@@ -32,6 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use canary_rules::{PROVIDERS, UNROUTED_PROVIDERS, provider_problem};
 pub use nginx_match::nginx_match_problems;
 pub use path::JsonPath;
 

@@ -60,12 +60,14 @@ pub fn problems(canary: &Canary, default_provider: &str) -> Vec<Problem> {
         } else {
             "-mesh-provider"
         };
-        problems.push(Problem::new(
-            path,
-            format!(
-                "{error}; fledge-operator routes kubernetes, istio, linkerd, osm, smi:<version>:<mesh> and gatewayapi:<version> today"
-            ),
-        ));
+        // `fledge validate`'s words where it has them (a Flagger provider not routed yet).
+        let message = fledge_api::validation::provider_problem(provider).unwrap_or_else(|| {
+            let error = error.to_string();
+            error
+                .strip_prefix("spec.provider: ")
+                .map_or_else(|| error.clone(), str::to_owned)
+        });
+        problems.push(Problem::new(path, message));
     }
     problems
 }
@@ -361,6 +363,17 @@ mod tests {
         assert_eq!(found[0].path, "spec.provider");
         assert!(
             found[0].message.contains("zebra-mesh"),
+            "{}",
+            found[0].message
+        );
+        // A Flagger provider without a router: `fledge validate`'s words.
+        let found = problems(&canary("kuma"), "kubernetes");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, "spec.provider");
+        assert!(
+            found[0]
+                .message
+                .starts_with("`kuma` is a Flagger provider Fledge does not route yet"),
             "{}",
             found[0].message
         );
