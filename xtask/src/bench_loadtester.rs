@@ -9,8 +9,7 @@
 //! `--release` builds the loadtester in release mode (what the figures in
 //! docs/benchmarks.md use).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -237,50 +236,7 @@ fn wrk_seconds(value: &str) -> Option<f64> {
 
 /// Builds `fledge-loadtester` and returns the binary cargo reports.
 fn build(release: bool) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut command = Command::new(&cargo);
-    command
-        .args([
-            "build",
-            "-p",
-            "fledge-loadtester",
-            "--bin",
-            "fledge-loadtester",
-        ])
-        .args(["--message-format", "json-render-diagnostics"])
-        .current_dir(crate::workspace_root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if release {
-        command.arg("--release");
-    }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("run {cargo} build -p fledge-loadtester"))?;
-    let stdout = child.stdout.take().context("cargo's piped stdout")?;
-    let mut executable = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.context("read cargo's output")?;
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if message["reason"] == "compiler-artifact"
-            && message["target"]["name"] == "fledge-loadtester"
-            && let Some(path) = message["executable"].as_str()
-        {
-            executable = Some(PathBuf::from(path));
-        }
-    }
-    let status = child.wait().context("wait for cargo build")?;
-    if !status.success() {
-        bail!("cargo build -p fledge-loadtester failed ({status})");
-    }
-    let executable: PathBuf =
-        executable.context("cargo reported no fledge-loadtester executable")?;
-    if !Path::new(&executable).exists() {
-        bail!("{} does not exist after the build", executable.display());
-    }
-    Ok(executable)
+    crate::operator::build_binary("fledge-loadtester", release)
 }
 
 #[cfg(test)]

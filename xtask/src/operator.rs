@@ -13,13 +13,14 @@ use anyhow::{Context, Result, bail};
 /// How long the operator may take to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Builds `fledge-operator` (`cargo build -p fledge-operator`, `--release` when asked) and
-/// returns the path of the binary cargo reports.
-pub(crate) fn build(release: bool) -> Result<PathBuf> {
+/// Builds the binary `name` of the workspace package of the same name (`cargo build -p
+/// <name> --bin <name>`, `--release` when asked) with the cargo that runs xtask, and returns
+/// the path of the executable cargo reports.
+pub(crate) fn build_binary(name: &str, release: bool) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(&cargo);
     command
-        .args(["build", "-p", "fledge-operator", "--bin", "fledge-operator"])
+        .args(["build", "-p", name, "--bin", name])
         .args(["--message-format", "json-render-diagnostics"])
         .current_dir(crate::workspace_root())
         .stdout(Stdio::piped())
@@ -29,7 +30,7 @@ pub(crate) fn build(release: bool) -> Result<PathBuf> {
     }
     let mut child = command
         .spawn()
-        .with_context(|| format!("run {cargo} build -p fledge-operator"))?;
+        .with_context(|| format!("run {cargo} build -p {name}"))?;
     let stdout = child.stdout.take().context("cargo's piped stdout")?;
     let mut executable = None;
     for line in BufReader::new(stdout).lines() {
@@ -38,7 +39,7 @@ pub(crate) fn build(release: bool) -> Result<PathBuf> {
             continue;
         };
         if message["reason"] == "compiler-artifact"
-            && message["target"]["name"] == "fledge-operator"
+            && message["target"]["name"] == name
             && let Some(path) = message["executable"].as_str()
         {
             executable = Some(PathBuf::from(path));
@@ -46,9 +47,19 @@ pub(crate) fn build(release: bool) -> Result<PathBuf> {
     }
     let status = child.wait().context("wait for cargo build")?;
     if !status.success() {
-        bail!("cargo build -p fledge-operator failed ({status})");
+        bail!("cargo build -p {name} failed ({status})");
     }
-    executable.context("cargo build -p fledge-operator reported no fledge-operator executable")
+    let executable: PathBuf = executable
+        .with_context(|| format!("cargo build -p {name} reported no {name} executable"))?;
+    if !executable.exists() {
+        bail!("{} does not exist after the build", executable.display());
+    }
+    Ok(executable)
+}
+
+/// Builds `fledge-operator` (`--release` when asked) and returns the path of the binary.
+pub(crate) fn build(release: bool) -> Result<PathBuf> {
+    build_binary("fledge-operator", release)
 }
 
 /// A running `fledge-operator`; dropping it stops the process.

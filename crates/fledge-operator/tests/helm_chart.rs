@@ -7,17 +7,16 @@
 //! server accepts each rendering (`kubectl apply --dry-run=server`); and values Fledge cannot
 //! honour fail, naming the value.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
+use common::dry_run::{kubectl, prepare_cluster};
 use fledge_operator::config::OperatorConfig;
 use fledge_testkit::LocalCluster;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
-use kube::api::PostParams;
 use serde_json::{Value, json};
 
 /// The release every test installs, as docs/install.md does.
@@ -621,64 +620,12 @@ fn every_value_is_in_the_readme_table() {
     );
 }
 
-/// Runs `kubectl --kubeconfig <cluster> <args>` with `input` on stdin.
-fn kubectl(cluster: &LocalCluster, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(input.as_bytes())
-        .expect("kubectl reads its input");
-    child.wait_with_output().expect("kubectl finishes")
-}
-
 #[tokio::test]
 async fn a_real_api_server_accepts_each_rendering_in_a_dry_run() {
     let cluster = LocalCluster::start().await.expect("a local control plane");
-    // `helm install --create-namespace` makes the release's namespace; linkerd-viz and
-    // Linkerd's AuthorizationPolicy CRD are what a Linkerd cluster has.
-    for name in [NAMESPACE, "linkerd-viz", "apps"] {
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name}})).expect("a Namespace");
-        Api::<Namespace>::all(cluster.client())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
-    }
-    let crd = kubectl(
-        &cluster,
-        &["apply", "-f", "-"],
-        include_str!("fixtures/upstream/linkerd-authorizationpolicies.yaml"),
-    );
-    assert!(
-        crd.status.success(),
-        "{}",
-        String::from_utf8_lossy(&crd.stderr)
-    );
-    let established = kubectl(
-        &cluster,
-        &[
-            "wait",
-            "--for=condition=established",
-            "--timeout=60s",
-            "crd/authorizationpolicies.policy.linkerd.io",
-        ],
-        "",
-    );
-    assert!(
-        established.status.success(),
-        "{}",
-        String::from_utf8_lossy(&established.stderr)
-    );
+    // `helm install --create-namespace` makes the release's namespace; `apps` is the
+    // `namespace` value of one case.
+    prepare_cluster(&cluster, &[NAMESPACE, "apps"]).await;
     let cases: [&[&str]; 8] = [
         &[],
         &[

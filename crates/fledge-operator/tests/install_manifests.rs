@@ -5,18 +5,19 @@
 //! binary the image holds starts with exactly the container arguments of each overlay,
 //! answering `/healthz` and `/readyz` and taking its Lease where the Role allows it.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::dry_run::{kubectl, prepare_cluster};
 use fledge_operator::config::OperatorConfig;
 use fledge_testkit::LocalCluster;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::PostParams;
 use serde_json::{Value, json};
 
 /// One overlay per provider Fledge routes, as Flagger ships them.
@@ -83,68 +84,12 @@ fn container_args(objects: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Runs `kubectl --kubeconfig <cluster> <args>` with `input` on stdin.
-fn kubectl(cluster: &LocalCluster, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(input.as_bytes())
-        .expect("kubectl reads its input");
-    child.wait_with_output().expect("kubectl finishes")
-}
-
-async fn create_namespace(cluster: &LocalCluster, name: &str) {
-    let namespace: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": name}})).expect("a Namespace");
-    Api::<Namespace>::all(cluster.client())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
-}
-
 #[tokio::test]
 async fn every_overlay_renders_and_a_real_api_server_accepts_it_in_a_dry_run() {
     let cluster = LocalCluster::start().await.expect("a local control plane");
     // A dry run creates nothing, so the namespaces the overlays put objects in must exist
-    // (as the rendered Namespace would on a real apply); linkerd-viz and Linkerd's
-    // AuthorizationPolicy CRD are what a Linkerd cluster has.
-    create_namespace(&cluster, NAMESPACE).await;
-    create_namespace(&cluster, "linkerd-viz").await;
-    let crd = kubectl(
-        &cluster,
-        &["apply", "-f", "-"],
-        include_str!("fixtures/upstream/linkerd-authorizationpolicies.yaml"),
-    );
-    assert!(
-        crd.status.success(),
-        "{}",
-        String::from_utf8_lossy(&crd.stderr)
-    );
-    let established = kubectl(
-        &cluster,
-        &[
-            "wait",
-            "--for=condition=established",
-            "--timeout=60s",
-            "crd/authorizationpolicies.policy.linkerd.io",
-        ],
-        "",
-    );
-    assert!(
-        established.status.success(),
-        "{}",
-        String::from_utf8_lossy(&established.stderr)
-    );
+    // (as the rendered Namespace would on a real apply).
+    prepare_cluster(&cluster, &[NAMESPACE]).await;
 
     let mut refused = Vec::new();
     for overlay in OVERLAYS {

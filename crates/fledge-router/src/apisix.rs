@@ -67,13 +67,7 @@ fn route_to<'a>(http: &'a [Value], service: &str) -> Option<&'a Value> {
 impl Apisix {
     fn missing_routes(canary: &Canary, routing: &DynamicObject) -> Error {
         let names = canary.spec.service_names();
-        Error::MissingRoutes {
-            kind: "ApisixRoute".to_owned(),
-            namespace: routing.metadata.namespace.clone().unwrap_or_default(),
-            name: routing.metadata.name.clone().unwrap_or_default(),
-            primary: names.primary,
-            canary: names.canary,
-        }
+        Error::missing_routes("ApisixRoute", routing, names.primary, names.canary)
     }
 }
 

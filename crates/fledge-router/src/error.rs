@@ -159,6 +159,22 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// `routing`, an object of `kind`, holds no route to `primary` or `canary`.
+    pub(crate) fn missing_routes(
+        kind: &str,
+        routing: &kube::api::DynamicObject,
+        primary: impl Into<String>,
+        canary: impl Into<String>,
+    ) -> Self {
+        Self::MissingRoutes {
+            kind: kind.to_owned(),
+            namespace: routing.metadata.namespace.clone().unwrap_or_default(),
+            name: routing.metadata.name.clone().unwrap_or_default(),
+            primary: primary.into(),
+            canary: canary.into(),
+        }
+    }
+
     /// A spec problem at `field`.
     pub(crate) fn spec(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidSpec {

@@ -266,13 +266,12 @@ impl TrafficRenderer for Gloo {
                 .map(|d| d["weight"].as_u64().unwrap_or(0) as u32)
         };
         match (weight_of(&primary), weight_of(&canary_upstream)) {
-            (None, None) => Err(Error::MissingRoutes {
-                kind: "RouteTable".to_owned(),
-                namespace: routing.metadata.namespace.clone().unwrap_or_default(),
-                name: routing.metadata.name.clone().unwrap_or_default(),
+            (None, None) => Err(Error::missing_routes(
+                "RouteTable",
+                routing,
                 primary,
-                canary: canary_upstream,
-            }),
+                canary_upstream,
+            )),
             (p, c) => Ok(Routes::weighted(p.unwrap_or(0), c.unwrap_or(0))),
         }
     }

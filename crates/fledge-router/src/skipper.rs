@@ -76,13 +76,7 @@ fn predicate(routes: Routes, user_predicates: &str) -> String {
 impl Skipper {
     fn missing_routes(canary: &Canary, routing: &DynamicObject) -> Error {
         let names = canary.spec.service_names();
-        Error::MissingRoutes {
-            kind: "Ingress".to_owned(),
-            namespace: routing.metadata.namespace.clone().unwrap_or_default(),
-            name: routing.metadata.name.clone().unwrap_or_default(),
-            primary: names.primary,
-            canary: names.canary,
-        }
+        Error::missing_routes("Ingress", routing, names.primary, names.canary)
     }
 }
 

@@ -104,13 +104,12 @@ impl TrafficRenderer for Smi {
             }
         }
         if routes.primary == 0 && routes.canary == 0 {
-            return Err(Error::MissingRoutes {
-                kind: "TrafficSplit".to_owned(),
-                namespace: routing.metadata.namespace.clone().unwrap_or_default(),
-                name: routing.metadata.name.clone().unwrap_or_default(),
-                primary: names.primary,
-                canary: names.canary,
-            });
+            return Err(Error::missing_routes(
+                "TrafficSplit",
+                routing,
+                names.primary,
+                names.canary,
+            ));
         }
         Ok(routes)
     }

@@ -92,13 +92,12 @@ impl TrafficRenderer for Traefik {
                 .map(|s| weight(&s["weight"]))
         };
         match (weight_of(&names.primary), weight_of(&names.canary)) {
-            (None, None) => Err(Error::MissingRoutes {
-                kind: "TraefikService".to_owned(),
-                namespace: routing.metadata.namespace.clone().unwrap_or_default(),
-                name: routing.metadata.name.clone().unwrap_or_default(),
-                primary: names.primary,
-                canary: names.canary,
-            }),
+            (None, None) => Err(Error::missing_routes(
+                "TraefikService",
+                routing,
+                names.primary,
+                names.canary,
+            )),
             (primary, canary_weight) => Ok(Routes::weighted(
                 primary.unwrap_or(0),
                 canary_weight.unwrap_or(0),

@@ -12,6 +12,7 @@
     reason = "each test binary uses the part of the stage its stories need"
 )]
 
+pub mod dry_run;
 pub mod istio;
 pub mod operator_process;
 pub mod receiver;

@@ -299,13 +299,12 @@ impl TrafficRenderer for GatewayApi {
             read(&mut routes, &backends);
         }
         if routes.primary == 0 && routes.canary == 0 {
-            return Err(Error::MissingRoutes {
-                kind: "HTTPRoute".to_owned(),
-                namespace: routing.metadata.namespace.clone().unwrap_or_default(),
-                name: routing.metadata.name.clone().unwrap_or_default(),
-                primary: names.primary,
-                canary: names.canary,
-            });
+            return Err(Error::missing_routes(
+                "HTTPRoute",
+                routing,
+                names.primary,
+                names.canary,
+            ));
         }
         Ok(routes)
     }

@@ -128,13 +128,12 @@ impl TrafficRenderer for Istio {
         routes.mirrored = section == "http"
             && rule.is_some_and(|r| r["mirror"]["host"].as_str().is_some_and(|h| !h.is_empty()));
         if routes.primary == 0 && routes.canary == 0 {
-            return Err(Error::MissingRoutes {
-                kind: "VirtualService".to_owned(),
-                namespace: routing.metadata.namespace.clone().unwrap_or_default(),
-                name: routing.metadata.name.clone().unwrap_or_default(),
-                primary: names.primary,
-                canary: names.canary,
-            });
+            return Err(Error::missing_routes(
+                "VirtualService",
+                routing,
+                names.primary,
+                names.canary,
+            ));
         }
         Ok(routes)
     }
