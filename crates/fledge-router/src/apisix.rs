@@ -9,7 +9,8 @@ use fledge_api::Canary;
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Map, Value, json};
 
-use crate::cloned::{ClonedRenderer, SourceRef, cloned_metadata, name_of, refuse_unsupported};
+use crate::capabilities::Capabilities;
+use crate::cloned::{ClonedRenderer, SourceRef, cloned_metadata, name_of};
 use crate::error::{Error, Result};
 use crate::metadata::{CanaryIdentity, generated_metadata};
 use crate::object::{TrafficObject, resource};
@@ -101,7 +102,11 @@ impl ClonedRenderer for Apisix {
     }
 
     fn check(&self, canary: &Canary) -> Result<()> {
-        refuse_unsupported(canary, PROVIDER, false)
+        Capabilities {
+            provider: PROVIDER,
+            matching: false,
+        }
+        .check(canary)
     }
 
     fn render(

@@ -1,5 +1,6 @@
-//! What the ingress-controller providers (Contour, Traefik, Gloo) cannot do, refused with an
-//! error naming the provider instead of being ignored, and the A/B conditions they can read.
+//! What the ingress-controller providers (Contour, Traefik, Gloo, NGINX, Skipper, APISIX) cannot
+//! do, refused with an error naming the provider instead of being ignored, and the A/B
+//! conditions they can read.
 
 use fledge_api::Canary;
 use fledge_api::canary::{HttpMatchRequest, StringMatch};

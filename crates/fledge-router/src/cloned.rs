@@ -275,38 +275,3 @@ pub(crate) fn cloned_metadata(
 pub(crate) fn name_of(object: &DynamicObject) -> String {
     object.metadata.name.clone().unwrap_or_default()
 }
-
-/// Refuses what none of the cloning routers can express — mirroring and session affinity —
-/// and header matches (A/B testing) unless `provider` routes by them; each error names the
-/// field and the provider.
-pub(crate) fn refuse_unsupported(canary: &Canary, provider: &str, matches: bool) -> Result<()> {
-    let Some(analysis) = canary.analysis() else {
-        return Ok(());
-    };
-    if analysis.mirror {
-        return Err(Error::spec(
-            "spec.analysis.mirror",
-            format!(
-                "the {provider} provider cannot mirror traffic; remove `mirror`, or use istio or gatewayapi"
-            ),
-        ));
-    }
-    if analysis.session_affinity.is_some() {
-        return Err(Error::spec(
-            "spec.analysis.sessionAffinity",
-            format!(
-                "the {provider} provider has no cookie-based session affinity; remove it, or use istio or gatewayapi"
-            ),
-        ));
-    }
-    if !matches && !analysis.match_.is_empty() {
-        return Err(Error::spec(
-            "spec.analysis.match",
-            format!(
-                "the {provider} provider cannot route by header, cookie or query (A/B testing); \
-                 remove `match`, or use a provider that can (nginx, istio, gatewayapi)"
-            ),
-        ));
-    }
-    Ok(())
-}

@@ -12,7 +12,8 @@ use fledge_api::validation::{JsonPath, nginx_match_problems};
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::json;
 
-use crate::cloned::{ClonedRenderer, SourceRef, cloned_metadata, refuse_unsupported};
+use crate::capabilities::Capabilities;
+use crate::cloned::{ClonedRenderer, SourceRef, cloned_metadata};
 use crate::error::{Error, Result};
 use crate::ingress::{
     backend_service, canary_ingress_name, for_each_rule_paths, ingress_resource, ingress_source,
@@ -113,7 +114,11 @@ impl ClonedRenderer for Nginx {
     }
 
     fn check(&self, canary: &Canary) -> Result<()> {
-        refuse_unsupported(canary, PROVIDER, true)?;
+        Capabilities {
+            provider: PROVIDER,
+            matching: true,
+        }
+        .check(canary)?;
         let matches = canary
             .analysis()
             .map(|a| a.match_.as_slice())

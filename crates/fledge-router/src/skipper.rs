@@ -12,9 +12,8 @@ use fledge_api::Canary;
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
-use crate::cloned::{
-    CloneOnFinalize, ClonedRenderer, SourceRef, cloned_metadata, refuse_unsupported,
-};
+use crate::capabilities::Capabilities;
+use crate::cloned::{CloneOnFinalize, ClonedRenderer, SourceRef, cloned_metadata};
 use crate::error::{Error, Result};
 use crate::ingress::{
     backend_service, canary_ingress_name, for_each_rule_paths, ingress_resource, ingress_source,
@@ -94,7 +93,11 @@ impl ClonedRenderer for Skipper {
     }
 
     fn check(&self, canary: &Canary) -> Result<()> {
-        refuse_unsupported(canary, PROVIDER, false)
+        Capabilities {
+            provider: PROVIDER,
+            matching: false,
+        }
+        .check(canary)
     }
 
     fn render(
